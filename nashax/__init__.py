@@ -1,0 +1,29 @@
+"""nashax: a JAX framework for game-theoretic alignment theory.
+
+The names a user types: the game classes, ``games`` and ``solvers``, the
+drivers ``run`` and ``solve``, ``metrics`` and ``check``. ``nashax.policies``
+(Flax) is never imported from here.
+"""
+
+from nashax import core, games, solvers
+from nashax.core.games import MatrixGame, NormalFormGame, PreferenceGame
+from nashax.core.metrics import Metrics, metrics
+from nashax.core.solver import Info, Solver, check, run, solve
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Info",
+    "MatrixGame",
+    "Metrics",
+    "NormalFormGame",
+    "PreferenceGame",
+    "Solver",
+    "check",
+    "core",
+    "games",
+    "metrics",
+    "run",
+    "solve",
+    "solvers",
+]

@@ -1,0 +1,220 @@
+"""Game pytrees: zero-sum matrix games, n-player normal-form games, preference games.
+
+Shapes follow OpenSpiel (STYLE section 2):
+
+* ``MatrixGame.payoff: [n, m]``: zero-sum, the row player maximises ``x^T A y``.
+* ``NormalFormGame.payoffs: [p, a_1, ..., a_p]``: the player axis first.
+* ``PreferenceGame.preference: [n, n]``: ``P[i, j] = Pr(i > j)``, with
+  ``P + P^T = 1``; the KL-regularised form adds ``beta: []`` and ``log_ref: [n]``.
+
+Every number that defines the equilibrium is a field. The raw constructors do
+not validate (they must work under ``vmap`` and ``jit``); the named
+constructors (``from_payoff``, ``from_payoffs``, ``from_matrix``,
+``regularized``) validate concrete input and raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nashax.core import _struct
+from nashax.core import validate
+
+__all__ = ["MatrixGame", "NormalFormGame", "PreferenceGame", "stack", "pad"]
+
+
+@_struct.dataclass
+class MatrixGame:
+  """Two-player zero-sum game; the row player receives ``x^T A y``.
+
+  Attributes:
+    payoff: ``[n, m]`` payoff to the row (maximising) player.
+    row_mask: optional ``bool[n]``; False marks a padding action (see ``pad``).
+    col_mask: optional ``bool[m]``.
+
+  >>> import jax.numpy as jnp
+  >>> g = MatrixGame.from_payoff([[0., -1., 1.], [1., 0., -1.], [-1., 1., 0.]])
+  >>> g.payoff.shape
+  (3, 3)
+  """
+
+  payoff: jax.Array
+  row_mask: Optional[jax.Array] = None
+  col_mask: Optional[jax.Array] = None
+
+  @classmethod
+  def from_payoff(cls, payoff: jax.typing.ArrayLike, dtype: Any = None) -> "MatrixGame":
+    """Validated constructor: a finite ``[n, m]`` matrix."""
+    a = validate.payoff_matrix(payoff, "payoff")
+    return cls(jnp.asarray(a, dtype=dtype or jnp.result_type(float)))
+
+  @property
+  def shape(self) -> tuple[int, int]:
+    return self.payoff.shape[-2:]
+
+  @property
+  def masks(self) -> tuple:
+    return (self.row_mask, self.col_mask)
+
+
+@_struct.dataclass
+class NormalFormGame:
+  """General-sum game in normal form with ``p`` players.
+
+  Attributes:
+    payoffs: ``[p, a_1, ..., a_p]``; ``payoffs[k]`` is player k's payoff for
+      every pure profile (OpenSpiel's convention).
+
+  >>> g = NormalFormGame.from_payoffs([[[3., 0.], [5., 1.]], [[3., 5.], [0., 1.]]])
+  >>> g.num_players
+  2
+  """
+
+  payoffs: jax.Array
+
+  @classmethod
+  def from_payoffs(cls, payoffs: jax.typing.ArrayLike, dtype: Any = None) -> "NormalFormGame":
+    """Validated constructor: a finite ``[p, a_1, ..., a_p]`` tensor."""
+    a = validate.normal_form_payoffs(payoffs, "payoffs")
+    return cls(jnp.asarray(a, dtype=dtype or jnp.result_type(float)))
+
+  @classmethod
+  def from_bimatrix(cls, a: jax.typing.ArrayLike, b: jax.typing.ArrayLike) -> "NormalFormGame":
+    """Two-player game from the row payoff ``A: [n, m]`` and column payoff ``B: [n, m]``."""
+    a = validate.payoff_matrix(a, "a")
+    b = validate.payoff_matrix(b, "b")
+    if a.shape != b.shape:
+      raise ValueError(f"b: must have the shape of a {a.shape}, got {b.shape}")
+    return cls.from_payoffs(np.stack([a, b]))
+
+  @property
+  def num_players(self) -> int:
+    return self.payoffs.shape[0]
+
+  @property
+  def shape(self) -> tuple[int, ...]:
+    return self.payoffs.shape[1:]
+
+  @property
+  def masks(self) -> tuple:
+    return (None,) * self.num_players
+
+
+@_struct.dataclass
+class PreferenceGame:
+  """Symmetric preference game over ``n`` responses, optionally KL-regularised.
+
+  The unregularised game is the symmetric zero-sum game with payoff
+  ``P - 1/2`` (value 0; its equilibria are the von Neumann / minimax winners).
+  With ``beta`` and ``log_ref`` set, the value is
+  ``V(pi, pi') = pi^T P pi' - beta KL(pi || pi_ref) + beta KL(pi' || pi_ref)``
+  (THEORY.md section 0), whose unique symmetric equilibrium is the fixed point
+  of ``pi = softmax(log pi_ref + P pi / beta)``.
+
+  Attributes:
+    preference: ``[n, n]`` with ``P[i, j] = Pr(i > j)`` and ``P + P^T = 1``.
+    beta: ``[]`` KL strength, or None for the unregularised game.
+    log_ref: ``[n]`` log-probabilities of the reference policy (with ``beta``).
+    action_mask: optional ``bool[n]``.
+
+  >>> g = PreferenceGame.from_matrix([[0.5, 0.9], [0.1, 0.5]]).regularized(0.1)
+  >>> float(g.beta)
+  0.1
+  """
+
+  preference: jax.Array
+  beta: Optional[jax.Array] = None
+  log_ref: Optional[jax.Array] = None
+  action_mask: Optional[jax.Array] = None
+
+  @classmethod
+  def from_matrix(cls, preference: jax.typing.ArrayLike, dtype: Any = None) -> "PreferenceGame":
+    """Validated constructor: square, entries in [0, 1], ``P + P^T = 1``."""
+    p = validate.preference_matrix(preference, "preference")
+    return cls(jnp.asarray(p, dtype=dtype or jnp.result_type(float)))
+
+  def regularized(self, beta: jax.typing.ArrayLike, pi_ref: Optional[jax.typing.ArrayLike] = None) -> "PreferenceGame":
+    """The KL-regularised game with strength ``beta > 0`` toward ``pi_ref``.
+
+    Args:
+      beta: ``[]`` KL strength, > 0.
+      pi_ref: ``[n]`` reference policy with full support (default uniform).
+    """
+    n = self.preference.shape[-1]
+    validate.positive_scalar(beta, "beta")
+    dtype = self.preference.dtype
+    if pi_ref is None:
+      log_ref = jnp.full((n,), -np.log(n), dtype)
+    else:
+      ref = validate.distribution(pi_ref, "pi_ref", size=n)
+      if (ref <= 0).any():
+        i = int(np.argmin(ref))
+        raise ValueError(
+            f"pi_ref: must be > 0 wherever the preference game has support "
+            f"(KL to pi_ref is infinite otherwise), got pi_ref[{i}] = {ref[i]}"
+        )
+      log_ref = jnp.asarray(np.log(ref / ref.sum()), dtype)
+    return self.replace(beta=jnp.asarray(beta, dtype), log_ref=log_ref)
+
+  @property
+  def num_actions(self) -> int:
+    return self.preference.shape[-1]
+
+  @property
+  def is_regularized(self) -> bool:
+    return self.beta is not None
+
+  def as_matrix_game(self) -> MatrixGame:
+    """The unregularised game as a zero-sum matrix game with payoff ``P - 1/2``."""
+    return MatrixGame(self.preference - 0.5, self.action_mask, self.action_mask)
+
+
+def stack(games: Sequence[Any]) -> Any:
+  """Stacks games of one type and shape into a batch (leading axis)."""
+  if not games:
+    raise ValueError("games: expected at least one game")
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *games)
+
+
+def pad(game: Any, *sizes: int) -> Any:
+  """Pads a matrix or preference game with illegal actions up to ``sizes``.
+
+  Padding actions carry payoff 0 (preference 1/2) and a False mask, so every
+  solver ignores them: the padded game has the same equilibrium as the
+  original, and games of different sizes can share a shape in one batch.
+
+  Args:
+    game: a ``MatrixGame`` (sizes ``n, m``) or ``PreferenceGame`` (size ``n``).
+    *sizes: the padded sizes, each at least the current one.
+  """
+  if isinstance(game, MatrixGame):
+    if len(sizes) != 2:
+      raise ValueError(f"sizes: a MatrixGame is padded to (n, m), got {sizes}")
+    n0, m0 = game.payoff.shape[-2:]
+    n, m = sizes
+    if n < n0 or m < m0:
+      raise ValueError(f"sizes: ({n}, {m}) is smaller than the game ({n0}, {m0})")
+    a = jnp.zeros(game.payoff.shape[:-2] + (n, m), game.payoff.dtype)
+    a = a.at[..., :n0, :m0].set(game.payoff)
+    rm = jnp.arange(n) < n0 if game.row_mask is None else jnp.pad(game.row_mask, (0, n - n0))
+    cm = jnp.arange(m) < m0 if game.col_mask is None else jnp.pad(game.col_mask, (0, m - m0))
+    return MatrixGame(a, rm, cm)
+  if isinstance(game, PreferenceGame):
+    if len(sizes) != 1:
+      raise ValueError(f"sizes: a PreferenceGame is padded to (n,), got {sizes}")
+    n0 = game.preference.shape[-1]
+    (n,) = sizes
+    if n < n0:
+      raise ValueError(f"sizes: {n} is smaller than the game ({n0})")
+    p = jnp.full(game.preference.shape[:-2] + (n, n), 0.5, game.preference.dtype)
+    p = p.at[..., :n0, :n0].set(game.preference)
+    mask = jnp.arange(n) < n0 if game.action_mask is None else jnp.pad(game.action_mask, (0, n - n0))
+    log_ref = None
+    if game.log_ref is not None:
+      log_ref = jnp.pad(game.log_ref, (0, n - n0), constant_values=-jnp.inf)
+    return PreferenceGame(p, game.beta, log_ref, mask)
+  raise ValueError(f"game: pad supports MatrixGame and PreferenceGame, got {type(game).__name__}")

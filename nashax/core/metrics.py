@@ -1,0 +1,225 @@
+"""Certificates of optimality: duality gap, exploitability, NashConv, KL to an optimum.
+
+All functions take one game and one profile and are jit/vmap-able. A profile
+is a tuple with one mixed strategy per player (``(x, y)`` for a matrix game);
+for a ``PreferenceGame`` a single ``[n]`` policy means the symmetric profile
+``(pi, pi)``.
+
+* ``duality_gap(x, y) = max_i (A y)_i - min_j (x^T A)_j >= 0`` for zero-sum
+  games; zero exactly at a Nash equilibrium (THEORY.md section 0b).
+* ``nash_conv = sum_k [max_a u_k(a, sigma_-k) - u_k(sigma)]`` (OpenSpiel's
+  convention); ``exploitability = nash_conv / num_players``.
+* For a regularised preference game, the exact gap of
+  ``V(pi1, pi2) = pi1^T P pi2 - beta KL(pi1||ref) + beta KL(pi2||ref)``:
+  ``Gap(x, y) = beta LSE_ref(P y / beta) + beta KL(y||ref)
+  + beta LSE_ref(P x / beta) + beta KL(x||ref) - 1`` (THEORY.md section 0).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import logsumexp
+
+from nashax.core import simplex
+from nashax.core.games import MatrixGame, NormalFormGame, PreferenceGame
+
+__all__ = [
+    "Metrics",
+    "metrics",
+    "utilities",
+    "duality_gap",
+    "nash_conv",
+    "exploitability",
+    "preference_gap",
+    "kl_to_optimum",
+    "default_residual",
+    "as_profile",
+]
+
+
+class Metrics(NamedTuple):
+  """Scalar certificates of one profile (a struct of arrays in a trace).
+
+  Attributes:
+    duality_gap: zero-sum duality gap (preference games: the exact gap of the
+      possibly regularised game); None for general-sum games.
+    exploitability: ``nash_conv / num_players``.
+    nash_conv: sum over players of best-response improvements.
+    kl_to_optimum: ``sum_k KL(opt_k || sigma_k)`` when an optimum is given, else None.
+  """
+
+  duality_gap: Optional[jax.Array]
+  exploitability: jax.Array
+  nash_conv: jax.Array
+  kl_to_optimum: Optional[jax.Array] = None
+
+
+def as_profile(game: Any, state_or_profile: Any) -> tuple:
+  """The profile (a tuple of strategies) of a solver state or a bare profile."""
+  profile = getattr(state_or_profile, "profile", state_or_profile)
+  if isinstance(game, PreferenceGame) and not isinstance(profile, (tuple, list)):
+    return (profile, profile)
+  return tuple(profile)
+
+
+def _masked_max(u: jax.Array, mask) -> jax.Array:
+  if mask is not None:
+    u = jnp.where(mask, u, -jnp.inf)
+  return jnp.max(u, axis=-1)
+
+
+def utilities(game: Any, profile: tuple) -> tuple:
+  """Each player's expected payoff for each of its pure actions.
+
+  Args:
+    game: ``MatrixGame``, ``NormalFormGame`` or (unregularised view of a)
+      ``PreferenceGame``.
+    profile: tuple of strategies ``([a_1], ..., [a_p])``.
+
+  Returns:
+    A tuple of ``[a_k]`` vectors ``u_k(a, sigma_-k)`` (payoff to player k).
+  """
+  if isinstance(game, PreferenceGame):
+    game = game.as_matrix_game()
+  if isinstance(game, MatrixGame):
+    x, y = profile
+    a = game.payoff
+    return (a @ y, -(x @ a))
+  if isinstance(game, NormalFormGame):
+    p = game.payoffs.shape[0]
+    out = []
+    for k in range(p):
+      t = game.payoffs[k]
+      for j in reversed(range(p)):
+        if j != k:
+          t = jnp.tensordot(t, profile[j], axes=([j], [0]))
+      out.append(t)
+    return tuple(out)
+  raise ValueError(f"game: unsupported game type {type(game).__name__}")
+
+
+def nash_conv(game: Any, state_or_profile: Any) -> jax.Array:
+  """``sum_k max_a u_k(a, sigma_-k) - u_k(sigma)`` over legal actions."""
+  profile = as_profile(game, state_or_profile)
+  if isinstance(game, PreferenceGame) and game.is_regularized:
+    return preference_gap(game, profile)
+  us = utilities(game, profile)
+  masks = game.masks if not isinstance(game, PreferenceGame) else (game.action_mask,) * 2
+  total = 0.0
+  for u, s, mask in zip(us, profile, masks):
+    total = total + _masked_max(u, mask) - jnp.sum(jnp.where(s > 0, s * u, 0.0), axis=-1)
+  return total
+
+
+def duality_gap(game: Any, state_or_profile: Any) -> jax.Array:
+  """Duality gap of a zero-sum matrix game or (regularised) preference game."""
+  profile = as_profile(game, state_or_profile)
+  if isinstance(game, PreferenceGame):
+    return preference_gap(game, profile)
+  if isinstance(game, MatrixGame):
+    x, y = profile
+    a = game.payoff
+    return _masked_max(a @ y, game.row_mask) + _masked_max(-(x @ a), game.col_mask)
+  raise ValueError(
+      f"game: the duality gap is defined for zero-sum games; use nash_conv for "
+      f"{type(game).__name__}"
+  )
+
+
+def exploitability(game: Any, state_or_profile: Any) -> jax.Array:
+  """``nash_conv / num_players``."""
+  profile = as_profile(game, state_or_profile)
+  return nash_conv(game, profile) / len(profile)
+
+
+def _lse_ref(game: PreferenceGame, v: jax.Array) -> jax.Array:
+  return logsumexp(game.log_ref + v / game.beta, axis=-1)
+
+
+def preference_gap(game: PreferenceGame, state_or_profile: Any) -> jax.Array:
+  """Exact duality gap of a preference game (closed form, THEORY.md section 0).
+
+  Unregularised: ``max_i (P y)_i + max_j (P x)_j - 1``; regularised:
+  ``beta [LSE_ref(P y / beta) + KL(y||ref) + LSE_ref(P x / beta) + KL(x||ref)] - 1``.
+  Both are >= 0 and zero exactly at the (regularised) equilibrium.
+  """
+  x, y = as_profile(game, state_or_profile)
+  p = game.preference
+  if not game.is_regularized:
+    return _masked_max(p @ y, game.action_mask) + _masked_max(p @ x, game.action_mask) - 1.0
+  beta = game.beta
+  kl_x = simplex.kl_from_logs(jnp.log(x), game.log_ref)
+  kl_y = simplex.kl_from_logs(jnp.log(y), game.log_ref)
+  return beta * (_lse_ref(game, p @ y) + kl_y + _lse_ref(game, p @ x) + kl_x) - 1.0
+
+
+def kl_to_optimum(profile: tuple, optimum: tuple) -> jax.Array:
+  """``sum_k KL(optimum_k || profile_k)``, the quantity last-iterate theorems bound."""
+  return sum(simplex.kl(o, s) for o, s in zip(optimum, profile))
+
+
+def metrics(game: Any, state_or_profile: Any, optimum: Optional[Any] = None) -> Metrics:
+  """All certificates of a profile (or a solver state's ``profile``).
+
+  Args:
+    game: any nashax game.
+    state_or_profile: a solver state (its ``profile`` is used) or a profile.
+    optimum: optional known equilibrium profile; adds ``kl_to_optimum``.
+
+  Returns:
+    ``Metrics`` of scalars.
+
+  >>> import jax.numpy as jnp
+  >>> from nashax.games import rock_paper_scissors
+  >>> m = metrics(rock_paper_scissors(), (jnp.ones(3) / 3, jnp.array([1., 0., 0.])))
+  >>> float(m.duality_gap), float(m.nash_conv)
+  (1.0, 1.0)
+  """
+  profile = as_profile(game, state_or_profile)
+  nc = nash_conv(game, profile)
+  gap = None
+  if isinstance(game, (MatrixGame, PreferenceGame)):
+    gap = duality_gap(game, profile)
+  kl = None
+  if optimum is not None:
+    kl = kl_to_optimum(profile, as_profile(game, optimum))
+  return Metrics(gap, nc / len(profile), nc, kl)
+
+
+def default_residual(game: Any, state_or_profile: Any) -> jax.Array:
+  """The certificate ``solve`` stops on: duality gap, or NashConv if general-sum."""
+  if isinstance(game, (MatrixGame, PreferenceGame)):
+    return duality_gap(game, state_or_profile)
+  return nash_conv(game, state_or_profile)
+
+
+def entropy_regularized_gap(game: Any, state_or_profile: Any, tau: jax.typing.ArrayLike) -> jax.Array:
+  """Exact gap of the entropy-regularised zero-sum game (uniform magnet).
+
+  ``V_tau(x, y) = x^T A y - tau KL(x||u) + tau KL(y||u)``, with ``u`` uniform
+  over legal actions; ``Gap_tau(x, y) = tau LSE_u(A y / tau) + tau LSE_u(-A^T x / tau)
+  + tau KL(x||u) + tau KL(y||u) >= 0``, zero exactly at the quantal response
+  equilibrium that magnetic mirror descent converges to (derived as in
+  THEORY.md section 0).
+  """
+  x, y = as_profile(game, state_or_profile)
+  if isinstance(game, PreferenceGame):
+    game = game.as_matrix_game()
+  a = game.payoff
+  tau = jnp.asarray(tau, a.dtype)
+
+  def log_u(mask, n):
+    if mask is None:
+      return jnp.full((n,), -jnp.log(n), a.dtype)
+    return jnp.where(mask, -jnp.log(jnp.sum(mask)), -jnp.inf)
+
+  lx, ly = log_u(game.row_mask, a.shape[-2]), log_u(game.col_mask, a.shape[-1])
+  gx = tau * logsumexp(lx + (a @ y) / tau) + tau * simplex.kl_from_logs(jnp.log(x), lx)
+  gy = tau * logsumexp(ly - (x @ a) / tau) + tau * simplex.kl_from_logs(jnp.log(y), ly)
+  return gx + gy
+
+
+__all__.append("entropy_regularized_gap")

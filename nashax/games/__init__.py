@@ -1,0 +1,38 @@
+"""Concrete games and generators (``nashax.games``)."""
+
+from nashax.core.games import pad, stack
+from nashax.games.classic import (
+    battle_of_the_sexes,
+    colonel_blotto,
+    matching_pennies,
+    prisoners_dilemma,
+    random_interior_zero_sum,
+    random_zero_sum,
+    rock_paper_scissors,
+    shapley,
+    weighted_rock_paper_scissors,
+)
+from nashax.games.preference import (
+    bradley_terry,
+    condorcet_cycle,
+    intransitive_dice,
+    random_preference_game,
+)
+
+__all__ = [
+    "battle_of_the_sexes",
+    "bradley_terry",
+    "colonel_blotto",
+    "condorcet_cycle",
+    "intransitive_dice",
+    "matching_pennies",
+    "pad",
+    "prisoners_dilemma",
+    "random_interior_zero_sum",
+    "random_preference_game",
+    "random_zero_sum",
+    "rock_paper_scissors",
+    "shapley",
+    "stack",
+    "weighted_rock_paper_scissors",
+]

@@ -1,0 +1,74 @@
+"""Shared pieces of the tabular equilibrium solvers (private)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from nashax.core import simplex
+from nashax.core.games import MatrixGame, NormalFormGame, PreferenceGame
+from nashax.core.metrics import utilities
+
+STATIC_AVERAGES = ("uniform", "linear")
+
+
+def player_view(game: Any) -> tuple[Any, tuple[int, ...], tuple]:
+  """The game as seen by the no-regret solvers: (game, action counts, masks)."""
+  if isinstance(game, PreferenceGame):
+    if game.is_regularized:
+      raise ValueError(
+          "game: this solver solves unregularised games; a KL-regularised "
+          "PreferenceGame needs a solver from nashax.solvers.nlhf"
+      )
+    game = game.as_matrix_game()
+  if isinstance(game, MatrixGame):
+    return game, tuple(game.payoff.shape[-2:]), game.masks
+  if isinstance(game, NormalFormGame):
+    return game, tuple(game.payoffs.shape[1:]), game.masks
+  raise ValueError(f"game: unsupported game type {type(game).__name__}")
+
+
+def random_log_probs(key: jax.Array, sizes: tuple[int, ...], masks: tuple, scale, dtype) -> tuple:
+  """Random starting log-strategies ``log_softmax(scale * N(0, 1))`` per player.
+
+  ``scale = 0`` gives the uniform start; tests use random starts (STYLE 10.3).
+  """
+  keys = jax.random.split(key, len(sizes))
+  return tuple(
+      simplex.masked_log_softmax(scale * jax.random.normal(k, (n,), dtype), mask)
+      for k, n, mask in zip(keys, sizes, masks)
+  )
+
+
+def payoff_dtype(game: Any):
+  if isinstance(game, MatrixGame):
+    return game.payoff.dtype
+  return game.payoffs.dtype
+
+
+def probs(log_probs: tuple) -> tuple:
+  return tuple(jnp.exp(lp) for lp in log_probs)
+
+
+def utils(game: Any, profile: tuple) -> tuple:
+  return utilities(game, profile)
+
+
+def running_mean(avg: tuple, new: tuple, step, average: str) -> tuple:
+  """Average of iterates ``0..step+1`` given the average of ``0..step``.
+
+  ``uniform`` weighs every iterate equally; ``linear`` weighs iterate ``k`` by
+  ``k + 1`` (CFR+'s averaging). Updating the mean (not a sum) keeps float32
+  error bounded over long runs.
+  """
+  t = jnp.asarray(step, avg[0].dtype)
+  w = 1.0 / (t + 2.0) if average == "uniform" else 2.0 / (t + 3.0)
+  return tuple(a + w * (n - a) for a, n in zip(avg, new))
+
+
+def check_option(name: str, value: str, allowed: tuple[str, ...]) -> str:
+  if value not in allowed:
+    raise ValueError(f"{name}: must be one of {allowed}, got {value!r}")
+  return value

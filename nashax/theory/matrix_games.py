@@ -1,0 +1,145 @@
+"""Claims about zero-sum matrix games (the foundation's solvers)."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nashax import games, solvers
+from nashax.core.metrics import duality_gap
+from nashax.core.solver import run
+from nashax.theory import _plot
+from nashax.theory.registry import claim, result_from_ratios
+
+
+def _gap_trace(game, state):
+  return duality_gap(game, state)
+
+
+def _batch_run(solver, gs, keys, num_steps, every):
+  f = lambda g, k: run(solver, g, k, num_steps=num_steps, every=every, metric_fn=_gap_trace)
+  return jax.vmap(f)(gs, keys)
+
+
+@claim(
+    "hedge_average_gap",
+    theorem=("Both players running Hedge with step eta from x_0: the average of x_0..x_t has duality "
+             "gap <= [(D_x + D_y)/eta + 2 eta N (b-a)^2/8] / N, N = t+1, D = max_i -log x_0(i), "
+             "payoffs in [a, b]."),
+    source=("Freund & Schapire 1999; Cesa-Bianchi & Lugosi 2006, Thm 2.2 (Hoeffding-lemma regret bound); "
+            "THEORY.md section 0b."),
+)
+def hedge_average_gap(fast: bool, out_dir: str):
+  sizes = (3, 8) if fast else (3, 8, 32)
+  seeds = 4 if fast else 16
+  horizon = 2_000 if fast else 20_000
+  every = horizon // 50
+  worst_m, worst_b, fig_m, fig_b, labels = [], [], [], [], []
+  for n in sizes:
+    keys = jax.random.split(jax.random.key(n), 2 * seeds)
+    gs = jax.vmap(lambda k: games.random_zero_sum(k, n, n))(keys[:seeds])
+    eta = np.sqrt(8 * np.log(n) / horizon) / 2.0
+    solver = solvers.mwu(eta)
+    states, gaps = _batch_run(solver, gs, keys[seeds:], horizon, every)
+    x0 = jax.vmap(solver.init)(gs, keys[seeds:]).profile
+    d = np.asarray((-jnp.log(x0[0])).max(-1) + (-jnp.log(x0[1])).max(-1))  # D_x + D_y
+    a = np.asarray(gs.payoff)
+    rng = a.max((-2, -1)) - a.min((-2, -1))
+    n_avg = np.arange(1, 51) * every + 1.0  # iterates averaged: x_0..x_t
+    bound = (d[:, None] / eta + 2 * eta * n_avg[None, :] * rng[:, None] ** 2 / 8) / n_avg[None, :]
+    worst_m.append(np.asarray(gaps))
+    worst_b.append(bound)
+    fig_m.append(np.asarray(gaps)[0]); fig_b.append(bound[0]); labels.append(f"n={n}")
+  fig = _plot.measured_vs_bound(out_dir, "hedge_average_gap", n_avg - 1, np.array(fig_m), np.array(fig_b),
+                                "Hedge: average-iterate duality gap vs regret bound", "duality gap", labels)
+  details = f"random zero-sum n x n, n in {sizes}, {seeds} seeds, T = {horizon}, float32"
+  return result_from_ratios("hedge_average_gap", np.concatenate([m.ravel() for m in worst_m]),
+                            np.concatenate([b.ravel() for b in worst_b]), details, (fig,), 0.0)
+
+
+@claim(
+    "extragradient_ergodic_gap",
+    theorem=("Extragradient / mirror-prox with eta = 1/L: the average of the half-iterates w_0..w_{T-1} has "
+             "duality gap <= max_u D(u, z_0) / (eta T); D = KL with L = max|A_ij| (entropic), "
+             "D = |.|^2/2 with L = ||A||_2 (Euclidean)."),
+    source="Nemirovski 2004, SIAM J. Optim. 15(1), Thm 3.2; THEORY.md section 0b.",
+)
+def extragradient_ergodic_gap(fast: bool, out_dir: str):
+  sizes = (3, 8) if fast else (3, 8, 32)
+  seeds = 4 if fast else 16
+  horizon = 1_000 if fast else 10_000
+  every = horizon // 50
+  ms, bs, fig_m, fig_b, labels = [], [], [], [], []
+  for geometry in ("entropic", "euclidean"):
+    for n in sizes:
+      keys = jax.random.split(jax.random.key(100 + n), 2 * seeds)
+      gs = jax.vmap(lambda k: games.random_zero_sum(k, n, n))(keys[:seeds])
+      a = np.asarray(gs.payoff, np.float64)
+      if geometry == "entropic":
+        lips = np.abs(a).max((-2, -1))
+      else:
+        lips = np.linalg.norm(a, 2, axis=(-2, -1))
+      eta = jnp.asarray(1.0 / lips, jnp.float32)
+      make = functools.partial(solvers.extragradient, geometry=geometry)
+      f = lambda e, g, k: run(make(e), g, k, num_steps=horizon, every=every, metric_fn=_gap_trace)
+      _, gaps = jax.vmap(f)(eta, gs, keys[seeds:])
+      x0, y0 = (np.asarray(v, np.float64)
+                for v in jax.vmap(lambda e, g, k: make(e).init(g, k))(eta, gs, keys[seeds:]).profile)
+      if geometry == "entropic":
+        dmax = -np.log(x0).min(-1) - np.log(y0).min(-1)
+      else:  # max over vertices of |x0 - e_i|^2 / 2, per player
+        dmax = 0.5 * ((x0 ** 2).sum(-1) + 1 - 2 * x0.min(-1) + (y0 ** 2).sum(-1) + 1 - 2 * y0.min(-1))
+      t = np.arange(1, 51) * every
+      bound = dmax[:, None] * lips[:, None] / t[None, :]
+      ms.append(np.asarray(gaps)); bs.append(bound)
+      fig_m.append(np.asarray(gaps)[0]); fig_b.append(bound[0]); labels.append(f"{geometry} n={n}")
+  fig = _plot.measured_vs_bound(out_dir, "extragradient_ergodic_gap", t, np.array(fig_m), np.array(fig_b),
+                                "Extragradient: ergodic duality gap vs D/(eta T)", "duality gap", labels)
+  details = f"random zero-sum n x n, n in {sizes}, {seeds} seeds, T = {horizon}, both geometries, float32"
+  return result_from_ratios("extragradient_ergodic_gap", np.concatenate([m.ravel() for m in ms]),
+                            np.concatenate([b.ravel() for b in bs]), details, (fig,), 0.0)
+
+
+@claim(
+    "optimistic_mwu_last_iterate",
+    theorem=("On games with a unique interior equilibrium, optimistic MWU with eta = 0.1 / max|A_ij| "
+             "converges in the last iterate: its duality gap falls below eps = 1e-8 within T steps, "
+             "at a linear rate (plain MWU's last iterate does not converge)."),
+    source=("Daskalakis & Panageas, ITCS 2019 (arXiv:1807.04252), Thm 1.1; Wei, Lee, Zhang & Luo, ICLR 2021 "
+            "(arXiv:2006.09517), Thm 3 (linear rate); THEORY.md section 0b. Run in float64."),
+)
+def optimistic_mwu_last_iterate(fast: bool, out_dir: str):
+  sizes = (2, 3, 5) if fast else (2, 3, 5, 8)
+  seeds = 4 if fast else 16
+  horizon = 20_000 if fast else 60_000
+  eps = 1e-8
+  every = horizon // 100
+  finals, curves, mwu_curves, labels = [], [], [], []
+  with jax.enable_x64(True):
+    for n in sizes:
+      keys = jax.random.split(jax.random.key(200 + n), 2 * seeds)
+      gs, _ = jax.vmap(lambda k: games.random_interior_zero_sum(k, n, dtype=jnp.float64))(keys[:seeds])
+      scale = jnp.abs(gs.payoff).max((-2, -1))
+      f = lambda make, e, g, k: run(make(e), g, k, num_steps=horizon, every=every, metric_fn=_gap_trace)
+      _, gaps = jax.vmap(functools.partial(f, solvers.optimistic_mwu))(0.1 / scale, gs, keys[seeds:])
+      _, mgaps = jax.vmap(functools.partial(f, solvers.mwu))(0.1 / scale, gs, keys[seeds:])
+      gaps = np.asarray(gaps)
+      finals.append(gaps[:, -1]); curves.append(gaps[0]); mwu_curves.append(np.asarray(mgaps)[0])
+      labels.append(f"n={n}")
+  t = np.arange(1, 101) * every
+  fig, ax = _plot.figure()
+  for c, m, lab in zip(curves, mwu_curves, labels):
+    line, = ax.semilogy(t, np.maximum(c, 1e-16), label=f"OMWU last iterate {lab}")
+    ax.semilogy(t, np.maximum(m, 1e-16), ":", color=line.get_color(), label=f"MWU last iterate {lab}")
+  ax.axhline(eps, color="k", lw=0.8, ls="--", label="eps")
+  ax.set_xlabel("step t"); ax.set_ylabel("duality gap of the last iterate"); ax.legend(fontsize=7)
+  ax.set_title("Optimistic MWU: last-iterate convergence (interior equilibria)", fontsize=10)
+  figpath = _plot.save(fig, out_dir, "optimistic_mwu_last_iterate")
+  finals = np.concatenate(finals)
+  details = (f"random n x n games with a known interior equilibrium, n in {sizes}, {seeds} seeds, "
+             f"T = {horizon}, float64; bound = eps = {eps:g}")
+  return result_from_ratios("optimistic_mwu_last_iterate", finals, np.full_like(finals, eps),
+                            details, (figpath,), 0.0)

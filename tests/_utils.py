@@ -1,0 +1,15 @@
+"""Thin test helpers (chex is used only through here, so it can be swapped)."""
+
+import chex
+import jax
+import numpy as np
+
+
+def assert_trees_close(a, b, rtol, atol):
+  chex.assert_trees_all_close(a, b, rtol=rtol, atol=atol)
+
+
+def assert_same_structure_shapes_dtypes(a, b):
+  assert jax.tree.structure(a) == jax.tree.structure(b), (jax.tree.structure(a), jax.tree.structure(b))
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    assert np.shape(x) == np.shape(y) and np.asarray(x).dtype == np.asarray(y).dtype, (x, y)
