@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import nashax
 from nashax import games
 from nashax.solvers import exact
 
@@ -35,7 +36,7 @@ def matching_pennies():
 
 def two_by_two():
   """[[3, -1], [-2, 1]]: x1 = (d - c)/(a + d - b - c) = 3/7, y1 = (d - b)/(...) = 2/7, v = (ad - bc)/(...) = 1/7."""
-  g = games.MatrixGame.from_payoff([[3.0, -1.0], [-2.0, 1.0]])
+  g = nashax.MatrixGame.from_payoff([[3.0, -1.0], [-2.0, 1.0]])
   return g, (np.array([3 / 7, 4 / 7]), np.array([2 / 7, 5 / 7])), 1 / 7
 
 

@@ -56,16 +56,36 @@ def utils(game: Any, profile: tuple) -> tuple:
   return utilities(game, profile)
 
 
-def running_mean(avg: tuple, new: tuple, step, average: str) -> tuple:
+def running_mean(avg: tuple, comp: tuple, new: tuple, step, average: str) -> tuple[tuple, tuple]:
   """Average of iterates ``0..step+1`` given the average of ``0..step``.
 
   ``uniform`` weighs every iterate equally; ``linear`` weighs iterate ``k`` by
-  ``k + 1`` (CFR+'s averaging). Updating the mean (not a sum) keeps float32
-  error bounded over long runs.
+  ``k + 1`` (CFR+'s averaging). The update is Kahan-compensated (``comp``
+  carries the rounding error): late increments ``(new - avg) / t`` fall below
+  float32 resolution and a plain running mean freezes, long before the
+  average has converged.
+
+  Returns:
+    ``(avg, comp)``.
   """
   t = jnp.asarray(step, avg[0].dtype)
   w = 1.0 / (t + 2.0) if average == "uniform" else 2.0 / (t + 3.0)
-  return tuple(a + w * (n - a) for a, n in zip(avg, new))
+  return weighted_update(avg, comp, new, w)
+
+
+def weighted_update(avg: tuple, comp: tuple, new: tuple, w) -> tuple[tuple, tuple]:
+  """Kahan-compensated ``avg + w (new - avg)``; returns ``(avg, comp)``."""
+  out_a, out_c = [], []
+  for a, c_, n in zip(avg, comp, new):
+    y = w * (n - a) - c_
+    t = a + y
+    out_c.append((t - a) - y)
+    out_a.append(t)
+  return tuple(out_a), tuple(out_c)
+
+
+def zeros_like(xs: tuple) -> tuple:
+  return tuple(jnp.zeros_like(x) for x in xs)
 
 
 def check_option(name: str, value: str, allowed: tuple[str, ...]) -> str:

@@ -55,21 +55,23 @@ class MWUState(NamedTuple):
   oracle_calls: jax.Array
   profile: tuple  # average of x_0..x_t
   log_probs: tuple  # current iterate x_t (log-space)
+  comp: tuple  # Kahan compensation of the average
 
 
 def _mwu_init(hp: MWUParams, game: Any, key: jax.Array) -> MWUState:
   g, sizes, masks = c.player_view(game)
   lp = c.random_log_probs(key, sizes, masks, hp.init_scale, c.payoff_dtype(g))
   zero = jnp.zeros((), jnp.int32)
-  return MWUState(zero, zero, c.probs(lp), lp)
+  x = c.probs(lp)
+  return MWUState(zero, zero, x, lp, c.zeros_like(x))
 
 
 def _mwu_step(hp: MWUParams, game: Any, state: MWUState) -> MWUState:
   g, _, masks = c.player_view(game)
   us = c.utils(g, c.probs(state.log_probs))
   lp = tuple(simplex.masked_log_softmax(l + hp.eta * u, m) for l, u, m in zip(state.log_probs, us, masks))
-  avg = c.running_mean(state.profile, c.probs(lp), state.step, hp.average)
-  return MWUState(state.step + 1, state.oracle_calls + 1, avg, lp)
+  avg, comp = c.running_mean(state.profile, state.comp, c.probs(lp), state.step, hp.average)
+  return MWUState(state.step + 1, state.oracle_calls + 1, avg, lp, comp)
 
 
 def mwu(eta: jax.typing.ArrayLike, *, init_scale: jax.typing.ArrayLike = 1.0, average: str = "uniform") -> Solver:
@@ -198,6 +200,7 @@ class ExtragradientState(NamedTuple):
   profile: tuple  # average of the half-iterates w_0..w_{t-1} (x_0 at t = 0), or last
   z: tuple  # current iterate: log-probabilities (entropic) or probabilities (euclidean)
   avg: tuple
+  comp: tuple  # Kahan compensation of the average
 
 
 def _eg_probs(hp: ExtragradientParams, z: tuple) -> tuple:
@@ -216,7 +219,7 @@ def _eg_init(hp: ExtragradientParams, game: Any, key: jax.Array) -> Extragradien
   x = c.probs(lp)
   z = lp if hp.geometry == "entropic" else x
   zero = jnp.zeros((), jnp.int32)
-  return ExtragradientState(zero, zero, x, z, x)
+  return ExtragradientState(zero, zero, x, z, x, c.zeros_like(x))
 
 
 def _eg_step(hp: ExtragradientParams, game: Any, state: ExtragradientState) -> ExtragradientState:
@@ -226,9 +229,9 @@ def _eg_step(hp: ExtragradientParams, game: Any, state: ExtragradientState) -> E
   w = _eg_probs(hp, z_half)
   z_new = _eg_move(hp, state.z, c.utils(g, w), masks)
   t = state.step.astype(x[0].dtype)
-  avg = tuple(a + (wi - a) / (t + 1.0) for a, wi in zip(state.avg, w))
+  avg, comp = c.weighted_update(state.avg, state.comp, w, 1.0 / (t + 1.0))
   profile = avg if hp.iterate == "average" else _eg_probs(hp, z_new)
-  return ExtragradientState(state.step + 1, state.oracle_calls + 2, profile, z_new, avg)
+  return ExtragradientState(state.step + 1, state.oracle_calls + 2, profile, z_new, avg, comp)
 
 
 def extragradient(
@@ -294,13 +297,15 @@ class FictitiousPlayState(NamedTuple):
   step: jax.Array
   oracle_calls: jax.Array
   profile: tuple  # empirical averages
+  comp: tuple  # Kahan compensation of the average
 
 
 def _fp_init(hp: FictitiousPlayParams, game: Any, key: jax.Array) -> FictitiousPlayState:
   g, sizes, masks = c.player_view(game)
   lp = c.random_log_probs(key, sizes, masks, hp.init_scale, c.payoff_dtype(g))
   zero = jnp.zeros((), jnp.int32)
-  return FictitiousPlayState(zero, zero, c.probs(lp))
+  x = c.probs(lp)
+  return FictitiousPlayState(zero, zero, x, c.zeros_like(x))
 
 
 def _best_response(u: jax.Array, mask) -> jax.Array:
@@ -313,8 +318,8 @@ def _fp_step(hp: FictitiousPlayParams, game: Any, state: FictitiousPlayState) ->
   g, _, masks = c.player_view(game)
   us = c.utils(g, state.profile)
   brs = tuple(_best_response(u, m) for u, m in zip(us, masks))
-  avg = c.running_mean(state.profile, brs, state.step, "uniform")
-  return FictitiousPlayState(state.step + 1, state.oracle_calls + 1, avg)
+  avg, comp = c.running_mean(state.profile, state.comp, brs, state.step, "uniform")
+  return FictitiousPlayState(state.step + 1, state.oracle_calls + 1, avg, comp)
 
 
 def fictitious_play(*, init_scale: jax.typing.ArrayLike = 1.0) -> Solver:
@@ -357,6 +362,7 @@ def fictitious_play(*, init_scale: jax.typing.ArrayLike = 1.0) -> Solver:
 class RegretMatchingPlusParams:
   init_scale: jax.Array
   average: str = _struct.field(static=True, default="linear")
+  alternating: bool = _struct.field(static=True, default=True)
 
 
 class RegretMatchingPlusState(NamedTuple):
@@ -364,6 +370,7 @@ class RegretMatchingPlusState(NamedTuple):
   oracle_calls: jax.Array
   profile: tuple  # (linearly) weighted average strategy
   q: tuple  # cumulative clipped regrets
+  comp: tuple  # Kahan compensation of the average
 
 
 def _rm_strategy(q: jax.Array, mask) -> jax.Array:
@@ -378,27 +385,37 @@ def _rm_init(hp: RegretMatchingPlusParams, game: Any, key: jax.Array) -> RegretM
   lp = c.random_log_probs(key, sizes, masks, hp.init_scale, c.payoff_dtype(g))
   x = c.probs(lp)
   zero = jnp.zeros((), jnp.int32)
-  return RegretMatchingPlusState(zero, zero, x, x)
+  return RegretMatchingPlusState(zero, zero, x, x, c.zeros_like(x))
+
+
+def _rm_update(q: jax.Array, u: jax.Array, x: jax.Array, mask) -> jax.Array:
+  r = u - _dot(x, u)
+  if mask is not None:
+    r = jnp.where(mask, r, 0.0)
+  return jnp.maximum(q + r, 0.0)
 
 
 def _rm_step(hp: RegretMatchingPlusParams, game: Any, state: RegretMatchingPlusState) -> RegretMatchingPlusState:
   g, _, masks = c.player_view(game)
-  xs = tuple(_rm_strategy(q, m) for q, m in zip(state.q, masks))
-  us = c.utils(g, xs)
-  q = []
-  for qi, u, x, m in zip(state.q, us, xs, masks):
-    r = u - _dot(x, u)
-    if m is not None:
-      r = jnp.where(m, r, 0.0)
-    q.append(jnp.maximum(qi + r, 0.0))
-  q = tuple(q)
-  new = tuple(_rm_strategy(qi, m) for qi, m in zip(q, masks))
-  avg = c.running_mean(state.profile, new, state.step, hp.average)
-  return RegretMatchingPlusState(state.step + 1, state.oracle_calls + 1, avg, q)
+  q = list(state.q)
+  xs = [_rm_strategy(qi, m) for qi, m in zip(q, masks)]
+  if hp.alternating:  # player k sees the strategies players < k just updated
+    for k in range(len(q)):
+      u = c.utils(g, tuple(xs))[k]
+      q[k] = _rm_update(q[k], u, xs[k], masks[k])
+      xs[k] = _rm_strategy(q[k], masks[k])
+  else:
+    us = c.utils(g, tuple(xs))
+    q = [_rm_update(qi, u, x, m) for qi, u, x, m in zip(q, us, xs, masks)]
+    xs = [_rm_strategy(qi, m) for qi, m in zip(q, masks)]
+  avg, comp = c.running_mean(state.profile, state.comp, tuple(xs), state.step, hp.average)
+  return RegretMatchingPlusState(state.step + 1, state.oracle_calls + 1, avg, tuple(q), comp)
 
 
-def regret_matching_plus(*, init_scale: jax.typing.ArrayLike = 1.0, average: str = "linear") -> Solver:
-  r"""Regret matching+ with (linear) averaging, simultaneous updates.
+def regret_matching_plus(
+    *, init_scale: jax.typing.ArrayLike = 1.0, average: str = "linear", alternating: bool = True
+) -> Solver:
+  r"""Regret matching+ with (linear) averaging and alternating updates (CFR+'s scheme).
 
   .. math:: Q_{t+1} = [Q_t + u(y_t) - \langle x_t, u(y_t)\rangle]_+, \quad x_{t+1} = Q_{t+1} / \|Q_{t+1}\|_1
 
@@ -407,6 +424,9 @@ def regret_matching_plus(*, init_scale: jax.typing.ArrayLike = 1.0, average: str
   Args:
     init_scale: spread of the random initial strategy.
     average: ``"linear"`` (CFR+'s weights ``t``) or ``"uniform"``.
+    alternating: players update in turn, each seeing the others' newest
+      strategy (default, as in CFR+); ``False`` updates all at once, which can
+      stall (Farina et al. 2023). One step (all players) is one oracle call.
 
   Returns:
     A ``Solver`` whose ``profile`` is the weighted average strategy.
@@ -418,6 +438,8 @@ def regret_matching_plus(*, init_scale: jax.typing.ArrayLike = 1.0, average: str
   References:
     Tammelin, "Solving Large Imperfect Information Games Using CFR+",
     arXiv:1407.5042, 2014.
+    Farina, Grand-Clement, Kroer, Lee and Luo, "Regret Matching+: (In)Stability
+    and Fast Convergence in Games", NeurIPS 2023, arXiv:2305.14709.
     Hart and Mas-Colell, "A Simple Adaptive Procedure Leading to Correlated
     Equilibrium", Econometrica 68, 2000.
 
@@ -430,7 +452,7 @@ def regret_matching_plus(*, init_scale: jax.typing.ArrayLike = 1.0, average: str
     0
   """
   c.check_option("average", average, c.STATIC_AVERAGES)
-  hp = RegretMatchingPlusParams(jnp.asarray(init_scale), average)
+  hp = RegretMatchingPlusParams(jnp.asarray(init_scale), average, bool(alternating))
   return Solver(_rm_init, _rm_step, hp, "regret_matching_plus")
 
 
@@ -448,13 +470,15 @@ class ReplicatorState(NamedTuple):
   oracle_calls: jax.Array
   profile: tuple  # time average
   log_probs: tuple
+  comp: tuple  # Kahan compensation of the average
 
 
 def _rep_init(hp: ReplicatorParams, game: Any, key: jax.Array) -> ReplicatorState:
   g, sizes, masks = c.player_view(game)
   lp = c.random_log_probs(key, sizes, masks, hp.init_scale, c.payoff_dtype(g))
   zero = jnp.zeros((), jnp.int32)
-  return ReplicatorState(zero, zero, c.probs(lp), lp)
+  x = c.probs(lp)
+  return ReplicatorState(zero, zero, x, lp, c.zeros_like(x))
 
 
 def _rep_step(hp: ReplicatorParams, game: Any, state: ReplicatorState) -> ReplicatorState:
@@ -465,8 +489,8 @@ def _rep_step(hp: ReplicatorParams, game: Any, state: ReplicatorState) -> Replic
       simplex.masked_log_softmax(l + jnp.log1p(hp.eta * (u - _dot(x, u))), m)
       for l, u, x, m in zip(state.log_probs, us, xs, masks)
   )
-  avg = c.running_mean(state.profile, c.probs(lp), state.step, "uniform")
-  return ReplicatorState(state.step + 1, state.oracle_calls + 1, avg, lp)
+  avg, comp = c.running_mean(state.profile, state.comp, c.probs(lp), state.step, "uniform")
+  return ReplicatorState(state.step + 1, state.oracle_calls + 1, avg, lp, comp)
 
 
 def replicator(eta: jax.typing.ArrayLike, *, init_scale: jax.typing.ArrayLike = 1.0) -> Solver:
@@ -559,7 +583,9 @@ def mmd(eta: jax.typing.ArrayLike, tau: jax.typing.ArrayLike, *, init_scale: jax
     A ``Solver`` whose ``profile`` is the last iterate.
 
   Certifies:
-    ``metrics.entropy_regularized_gap(game, profile, tau) -> 0`` linearly.
+    ``metrics.entropy_regularized_gap(game, profile, tau) -> 0`` linearly when
+    ``eta <= tau / L^2`` with ``L = max|A_ij|`` (entropy is 1-strongly convex in
+    the l1 norm, in which the game's operator is L-Lipschitz).
 
   References:
     Sokota, D'Orazio, Kolter, Loizou, Lanctot, Mitliagkas, Brown and Kroer,
@@ -572,7 +598,7 @@ def mmd(eta: jax.typing.ArrayLike, tau: jax.typing.ArrayLike, *, init_scale: jax
     >>> from nashax import games, solve
     >>> from nashax.core.metrics import entropy_regularized_gap
     >>> res = functools.partial(entropy_regularized_gap, tau=0.2)
-    >>> _, info = solve(mmd(0.5, 0.2), games.random_zero_sum(jax.random.key(0), 4, 4),
+    >>> _, info = solve(mmd(0.2, 0.2), games.random_zero_sum(jax.random.key(0), 4, 4),
     ...                 jax.random.key(1), tol=1e-6, max_steps=10_000, residual_fn=res)
     >>> int(info.status)
     0
