@@ -74,8 +74,8 @@ def project_simplex(v: jax.typing.ArrayLike, mask=None) -> jax.Array:
     Program. 158, 2016 (theta as the maximum of the partial thresholds).
 
   >>> import jax.numpy as jnp
-  >>> project_simplex(jnp.array([0.5, 0.5, 1.0]))
-  Array([0.25, 0.25, 0.75], dtype=float32)
+  >>> project_simplex(jnp.array([0.0, 0.5, 1.0]))
+  Array([0.  , 0.25, 0.75], dtype=float32)
   """
   v = jnp.asarray(v)
   n = v.shape[-1]
@@ -106,7 +106,7 @@ def _threshold_sort(v: jax.Array, legal: jax.Array) -> jax.Array:
   finite = jnp.isfinite(u)
   u0 = jnp.where(finite, u, 0.0)
   css = jnp.cumsum(u0, axis=-1)
-  k = jnp.arange(1, n + 1, dtype=v.dtype)
+  k = jnp.arange(1, n + 1, dtype=v.dtype).reshape((1,) * (v.ndim - 1) + (n,))
   cond = finite & (u0 - (css - 1.0) / k > 0)
   rho = jnp.sum(cond, axis=-1, keepdims=True)  # >= 1 when any action is legal
   css_rho = jnp.take_along_axis(css, rho - 1, axis=-1)

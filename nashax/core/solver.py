@@ -175,8 +175,9 @@ def solve(
   >>> import jax
   >>> from nashax import games, solvers
   >>> g = games.random_zero_sum(jax.random.key(0), 8, 8)
-  >>> state, info = solve(solvers.optimistic_mwu(0.1), g, jax.random.key(1), tol=1e-4, max_steps=100_000)
-  >>> check(info); bool(info.residual <= 1e-4)
+  >>> solver = solvers.extragradient(0.2, geometry="euclidean", iterate="last")
+  >>> state, info = solve(solver, g, jax.random.key(1), tol=1e-5, max_steps=100_000)
+  >>> _ = check(info); bool(info.residual <= 1e-5)
   True
   """
   state = solver.init(game, key)

