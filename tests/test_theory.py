@@ -1,0 +1,54 @@
+"""The registered claims pass in fast mode, and `nashax verify` reports failures."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from nashax import cli
+from nashax.theory import registry
+
+FOUNDATION_CLAIMS = ["hedge_average_gap", "extragradient_ergodic_gap", "optimistic_mwu_last_iterate"]
+
+
+def test_foundation_claims_are_registered():
+  names = [c.name for c in registry.claims()]
+  for n in FOUNDATION_CLAIMS:
+    assert n in names
+
+
+@pytest.mark.parametrize("name", FOUNDATION_CLAIMS)
+def test_claim_passes_fast(name, tmp_path):
+  (r,) = registry.run_claims(name, fast=True, out_dir=str(tmp_path))
+  assert r.status == "pass", r
+  assert 0 < r.worst_ratio <= 1.0
+  assert all(os.path.getsize(f) > 1000 for f in r.figures)
+
+
+def test_result_from_ratios_fails_above_one():
+  r = registry.result_from_ratios("x", np.array([0.5, 2.0]), np.array([1.0, 1.0]), "", (), 0.0)
+  assert r.status == "fail" and r.worst_ratio == 2.0 and r.measured == 2.0
+  r = registry.result_from_ratios("x", np.array([0.5, np.nan]), np.array([1.0, 1.0]), "", (), 0.0)
+  assert r.status == "fail"
+
+
+def test_cli_json_list_and_exit_codes(tmp_path, monkeypatch, capsys):
+  out = tmp_path / "verify"
+  js = tmp_path / "r.json"
+  assert cli.main(["verify", "--fast", "--only", "hedge*", "--out", str(out), "--json", str(js)]) == 0
+  rows = json.loads(js.read_text())
+  assert [r["name"] for r in rows] == ["hedge_average_gap"]
+  assert set(rows[0]) >= {"name", "status", "bound", "measured", "worst_ratio"}
+  assert (out / "report.md").exists() and (out / "hedge_average_gap.png").exists()
+  assert cli.main(["verify", "--list"]) == 0
+  assert "extragradient_ergodic_gap" in capsys.readouterr().out
+  assert cli.main(["verify", "--only", "no-such-claim", "--out", str(out)]) == 2
+
+  # A claim whose measurement exceeds its bound makes the command fail.
+  fake = dict(registry._REGISTRY)
+  fake["always_fails"] = registry.Claim(
+      "always_fails", "measured 2 <= bound 1", "test",
+      lambda fast, d: registry.result_from_ratios("always_fails", np.array([2.0]), np.array([1.0]), "", (), 0.0))
+  monkeypatch.setattr(registry, "_REGISTRY", fake)
+  assert cli.main(["verify", "--only", "always_fails", "--out", str(out)]) == 1
