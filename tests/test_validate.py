@@ -96,3 +96,37 @@ def test_run_rejects_uneven_chunks():
   import jax
   with pytest.raises(ValueError, match="num_steps: must be a multiple of every=3"):
     nashax.run(solvers.mwu(0.1), games.matching_pennies(), jax.random.key(0), num_steps=10, every=3)
+
+
+@pytest.mark.parametrize("make, msg", [
+    (lambda: solvers.mwu(-0.1), "eta: must be finite and > 0, got -0.1"),
+    (lambda: solvers.optimistic_mwu(np.nan), "eta: must be finite and > 0, got nan"),
+    (lambda: solvers.extragradient(0.0), "eta: must be finite and > 0, got 0.0"),
+    (lambda: solvers.mmd(0.1, -1.0), "tau: must be finite and > 0, got -1.0"),
+    (lambda: solvers.replicator(0.1, init_scale=-1.0), "init_scale: must be finite and >= 0, got -1.0"),
+    (lambda: solvers.mwu(jnp.array([0.1, np.inf])), "eta: must be finite and > 0, got inf"),
+])
+def test_bad_hyperparameters_refused_before_jit(make, msg):
+  with pytest.raises(ValueError, match=msg):
+    make()
+
+
+def test_traced_hyperparameters_still_vmap():
+  import jax
+  g = games.matching_pennies()
+  st, _ = jax.vmap(lambda e: nashax.run(solvers.mwu(e), g, jax.random.key(0), num_steps=2))(jnp.array([0.1, 0.2]))
+  assert st.step.shape == (2,)
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(tol=np.nan, max_steps=10), "tol: must be finite and > 0, got nan"),
+    (dict(tol=-1e-3, max_steps=10), "tol: must be finite and > 0"),
+    (dict(tol=1e-3, max_steps=0), "max_steps: must be a positive integer, got 0"),
+    (dict(tol=1e-3, max_steps=10, check_every=0), "check_every: must be a positive integer"),
+])
+def test_bad_driver_arguments(kw, msg):
+  import jax
+  with pytest.raises(ValueError, match=msg):
+    nashax.solve(solvers.mwu(0.1), games.matching_pennies(), jax.random.key(0), **kw)
+  with pytest.raises(ValueError, match="num_steps: must be a positive integer, got 0"):
+    nashax.run(solvers.mwu(0.1), games.matching_pennies(), jax.random.key(0), num_steps=0)

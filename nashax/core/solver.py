@@ -97,16 +97,20 @@ def _steps(solver: Solver, game: Any, state: Any, n: int) -> Any:
   return jax.lax.fori_loop(0, n, lambda _, s: solver.step(game, s), state)
 
 
-@functools.partial(jax.jit, static_argnames=("num_steps", "every", "metric_fn"))
-def run(
-    solver: Solver,
-    game: Any,
-    key: jax.Array,
-    *,
-    num_steps: int,
-    every: int = 1,
-    metric_fn: Callable = _metrics_fn,
-) -> tuple[Any, Any]:
+def _check_concrete(name: str, value, *, integer: bool = False) -> None:
+  """Raises ValueError for a concrete non-finite or non-positive driver argument."""
+  if isinstance(value, jax.core.Tracer):
+    return
+  arr = np.asarray(value, np.float64)
+  if arr.ndim != 0:
+    raise ValueError(f"{name}: expected a scalar, got shape {arr.shape} (vmap over the call instead)")
+  if not np.isfinite(arr) or arr <= 0 or (integer and arr != np.floor(arr)):
+    kind = "a positive integer" if integer else "finite and > 0"
+    raise ValueError(f"{name}: must be {kind}, got {value}")
+
+
+def run(solver: Solver, game: Any, key: jax.Array, *, num_steps: int, every: int = 1,
+        metric_fn: Callable = _metrics_fn) -> tuple[Any, Any]:
   """Runs ``num_steps`` steps with a metric trace every ``every`` steps.
 
   Args:
@@ -128,8 +132,23 @@ def run(
   >>> trace.duality_gap.shape, int(state.step)
   ((10,), 100)
   """
+  _check_concrete("num_steps", num_steps, integer=True)
+  _check_concrete("every", every, integer=True)
   if num_steps % every:
     raise ValueError(f"num_steps: must be a multiple of every={every}, got {num_steps}")
+  return _run(solver, game, key, num_steps=num_steps, every=every, metric_fn=metric_fn)
+
+
+@functools.partial(jax.jit, static_argnames=("num_steps", "every", "metric_fn"))
+def _run(
+    solver: Solver,
+    game: Any,
+    key: jax.Array,
+    *,
+    num_steps: int,
+    every: int = 1,
+    metric_fn: Callable = _metrics_fn,
+) -> tuple[Any, Any]:
   state = solver.init(game, key)
 
   def chunk(s, _):
@@ -139,18 +158,10 @@ def run(
   return jax.lax.scan(chunk, state, None, length=num_steps // every)
 
 
-@functools.partial(jax.jit, static_argnames=("check_every", "residual_fn"))
-def solve(
-    solver: Solver,
-    game: Any,
-    key: jax.Array,
-    *,
-    tol: jax.typing.ArrayLike,
-    max_steps: jax.typing.ArrayLike,
-    check_every: int = 1,
-    residual_fn: Callable = _default_residual,
-    divergence_cap: jax.typing.ArrayLike = 1e8,
-) -> tuple[Any, Info]:
+def solve(solver: Solver, game: Any, key: jax.Array, *, tol: jax.typing.ArrayLike,
+          max_steps: jax.typing.ArrayLike, check_every: int = 1,
+          residual_fn: Callable = _default_residual,
+          divergence_cap: jax.typing.ArrayLike = 1e8) -> tuple[Any, Info]:
   """Iterates until the certificate of ``state.profile`` is ``<= tol``.
 
   The loop is a ``lax.while_loop`` with condition
@@ -180,6 +191,26 @@ def solve(
   >>> _ = check(info); bool(info.residual <= 1e-5)
   True
   """
+  _check_concrete("tol", tol)
+  _check_concrete("max_steps", max_steps, integer=True)
+  _check_concrete("check_every", check_every, integer=True)
+  _check_concrete("divergence_cap", divergence_cap)
+  return _solve(solver, game, key, tol=tol, max_steps=max_steps, check_every=check_every,
+                residual_fn=residual_fn, divergence_cap=divergence_cap)
+
+
+@functools.partial(jax.jit, static_argnames=("check_every", "residual_fn"))
+def _solve(
+    solver: Solver,
+    game: Any,
+    key: jax.Array,
+    *,
+    tol: jax.typing.ArrayLike,
+    max_steps: jax.typing.ArrayLike,
+    check_every: int = 1,
+    residual_fn: Callable = _default_residual,
+    divergence_cap: jax.typing.ArrayLike = 1e8,
+) -> tuple[Any, Info]:
   state = solver.init(game, key)
   r0 = jnp.asarray(residual_fn(game, state))
   tol = jnp.asarray(tol, r0.dtype)

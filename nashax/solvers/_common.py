@@ -6,6 +6,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nashax.core import simplex
 from nashax.core.games import MatrixGame, NormalFormGame, PreferenceGame
@@ -92,3 +93,22 @@ def check_option(name: str, value: str, allowed: tuple[str, ...]) -> str:
   if value not in allowed:
     raise ValueError(f"{name}: must be one of {allowed}, got {value!r}")
   return value
+
+
+def hparam(name: str, value, *, strict: bool = True) -> jax.Array:
+  """A numeric hyperparameter as an array, checked when it is concrete.
+
+  Values must be finite and ``> 0`` (``strict``) or ``>= 0``; a bad value
+  raises ``ValueError`` here instead of reaching jit and coming back as NaN or
+  a silently wrong run. Traced values (a factory called under ``vmap``/``jit``)
+  pass through unchecked.
+  """
+  if isinstance(value, jax.core.Tracer):
+    return value
+  arr = np.asarray(value, dtype=np.float64)
+  bad = ~np.isfinite(arr) | ((arr <= 0) if strict else (arr < 0))
+  if bad.any():
+    first = arr.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
+    rule = "> 0" if strict else ">= 0"
+    raise ValueError(f"{name}: must be finite and {rule}, got {first}")
+  return jnp.asarray(value)

@@ -106,7 +106,7 @@ def mwu(eta: jax.typing.ArrayLike, *, init_scale: jax.typing.ArrayLike = 1.0, av
     0
   """
   c.check_option("average", average, c.STATIC_AVERAGES)
-  return Solver(_mwu_init, _mwu_step, MWUParams(jnp.asarray(eta), jnp.asarray(init_scale), average), "mwu")
+  return Solver(_mwu_init, _mwu_step, MWUParams(c.hparam("eta", eta), c.hparam("init_scale", init_scale, strict=False), average), "mwu")
 
 
 # ----------------------------------------------------------------------------- optimistic MWU
@@ -177,7 +177,7 @@ def optimistic_mwu(eta: jax.typing.ArrayLike, *, init_scale: jax.typing.ArrayLik
     >>> int(info.status)
     0
   """
-  return Solver(_omwu_init, _omwu_step, OMWUParams(jnp.asarray(eta), jnp.asarray(init_scale)), "optimistic_mwu")
+  return Solver(_omwu_init, _omwu_step, OMWUParams(c.hparam("eta", eta), c.hparam("init_scale", init_scale, strict=False)), "optimistic_mwu")
 
 
 # ----------------------------------------------------------------------------- extragradient / mirror-prox
@@ -281,7 +281,7 @@ def extragradient(
   """
   c.check_option("geometry", geometry, _GEOMETRIES)
   c.check_option("iterate", iterate, _ITERATES)
-  hp = ExtragradientParams(jnp.asarray(eta), jnp.asarray(init_scale), geometry, iterate)
+  hp = ExtragradientParams(c.hparam("eta", eta), c.hparam("init_scale", init_scale, strict=False), geometry, iterate)
   return Solver(_eg_init, _eg_step, hp, "extragradient")
 
 
@@ -352,7 +352,7 @@ def fictitious_play(*, init_scale: jax.typing.ArrayLike = 1.0) -> Solver:
     >>> int(info.status)
     0
   """
-  return Solver(_fp_init, _fp_step, FictitiousPlayParams(jnp.asarray(init_scale)), "fictitious_play")
+  return Solver(_fp_init, _fp_step, FictitiousPlayParams(c.hparam("init_scale", init_scale, strict=False)), "fictitious_play")
 
 
 # ----------------------------------------------------------------------------- regret matching+
@@ -452,7 +452,7 @@ def regret_matching_plus(
     0
   """
   c.check_option("average", average, c.STATIC_AVERAGES)
-  hp = RegretMatchingPlusParams(jnp.asarray(init_scale), average, bool(alternating))
+  hp = RegretMatchingPlusParams(c.hparam("init_scale", init_scale, strict=False), average, bool(alternating))
   return Solver(_rm_init, _rm_step, hp, "regret_matching_plus")
 
 
@@ -527,7 +527,7 @@ def replicator(eta: jax.typing.ArrayLike, *, init_scale: jax.typing.ArrayLike = 
     >>> int(info.status)
     0
   """
-  return Solver(_rep_init, _rep_step, ReplicatorParams(jnp.asarray(eta), jnp.asarray(init_scale)), "replicator")
+  return Solver(_rep_init, _rep_step, ReplicatorParams(c.hparam("eta", eta), c.hparam("init_scale", init_scale, strict=False)), "replicator")
 
 
 # ----------------------------------------------------------------------------- magnetic mirror descent
@@ -603,5 +603,5 @@ def mmd(eta: jax.typing.ArrayLike, tau: jax.typing.ArrayLike, *, init_scale: jax
     >>> int(info.status)
     0
   """
-  hp = MMDParams(jnp.asarray(eta), jnp.asarray(tau), jnp.asarray(init_scale))
+  hp = MMDParams(c.hparam("eta", eta), c.hparam("tau", tau), c.hparam("init_scale", init_scale, strict=False))
   return Solver(_mmd_init, _mmd_step, hp, "mmd")
