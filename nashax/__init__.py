@@ -6,13 +6,14 @@ drivers ``run`` and ``solve``, ``metrics`` and ``check``. ``nashax.policies``
 """
 
 from nashax import core, games, solvers
-from nashax.core.games import MatrixGame, NormalFormGame, PreferenceGame
+from nashax.core.games import ContextualPreferenceGame, MatrixGame, NormalFormGame, PreferenceGame
 from nashax.core.metrics import Metrics, metrics
 from nashax.core.solver import Info, Solver, check, run, solve
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ContextualPreferenceGame",
     "Info",
     "MatrixGame",
     "Metrics",

@@ -12,4 +12,4 @@ def assert_trees_close(a, b, rtol, atol):
 def assert_same_structure_shapes_dtypes(a, b):
   assert jax.tree.structure(a) == jax.tree.structure(b), (jax.tree.structure(a), jax.tree.structure(b))
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    assert np.shape(x) == np.shape(y) and np.asarray(x).dtype == np.asarray(y).dtype, (x, y)
+    assert np.shape(x) == np.shape(y) and x.dtype == y.dtype, (x, y)

@@ -1,7 +1,7 @@
 """The shared vocabulary (``nashax.core``): games, simplex helpers, metrics, the solver protocol."""
 
 from nashax.core import metrics, simplex, validate
-from nashax.core.games import MatrixGame, NormalFormGame, PreferenceGame, pad, stack
+from nashax.core.games import ContextualPreferenceGame, MatrixGame, NormalFormGame, PreferenceGame, pad, stack
 from nashax.core.metrics import (
     Metrics,
     default_residual,
@@ -24,6 +24,7 @@ __all__ = [
     "NONFINITE",
     "NormalFormGame",
     "PreferenceGame",
+    "ContextualPreferenceGame",
     "RESULTS",
     "SUCCESS",
     "Solver",

@@ -6,6 +6,8 @@ Shapes follow OpenSpiel (STYLE section 2):
 * ``NormalFormGame.payoffs: [p, a_1, ..., a_p]``: the player axis first.
 * ``PreferenceGame.preference: [n, n]``: ``P[i, j] = Pr(i > j)``, with
   ``P + P^T = 1``; the KL-regularised form adds ``beta: []`` and ``log_ref: [n]``.
+* ``ContextualPreferenceGame.preference: [x, n, n]``: one preference game per
+  prompt, with ``prompt_weights: [x]`` and (regularised) ``log_ref: [x, n]``.
 
 Every number that defines the equilibrium is a field. The raw constructors do
 not validate (they must work under ``vmap`` and ``jit``); the named
@@ -24,7 +26,7 @@ import numpy as np
 from nashax.core import _struct
 from nashax.core import validate
 
-__all__ = ["MatrixGame", "NormalFormGame", "PreferenceGame", "stack", "pad"]
+__all__ = ["MatrixGame", "NormalFormGame", "PreferenceGame", "ContextualPreferenceGame", "stack", "pad"]
 
 
 @_struct.dataclass
@@ -171,6 +173,101 @@ class PreferenceGame:
   def as_matrix_game(self) -> MatrixGame:
     """The unregularised game as a zero-sum matrix game with payoff ``P - 1/2``."""
     return MatrixGame(self.preference - 0.5, self.action_mask, self.action_mask)
+
+
+@_struct.dataclass
+class ContextualPreferenceGame:
+  """Preference games over prompts: ``P(y > y' | x)`` for ``x`` drawn with ``prompt_weights``.
+
+  The NLHF objective (Munos et al. 2024, eq. 1) averages the per-prompt game
+  over prompts: ``V(pi, pi') = sum_x w_x [pi_x^T P_x pi'_x - beta KL(pi_x||ref_x)
+  + beta KL(pi'_x||ref_x)]``. Policies are ``[x, n]`` arrays (one distribution
+  per prompt). Prompts with fewer than ``n`` responses are padded with an
+  ``action_mask`` (as ``pad`` does for a single game).
+
+  Attributes:
+    preference: ``[x, n, n]``, each slice a preference matrix.
+    prompt_weights: ``[x]`` probabilities of the prompts.
+    beta: ``[]`` KL strength, or None for the unregularised game.
+    log_ref: ``[x, n]`` log-probabilities of the reference policy per prompt.
+    action_mask: optional ``bool[x, n]``.
+
+  >>> import numpy as np
+  >>> p = np.array([[[0.5, 0.9], [0.1, 0.5]], [[0.5, 0.2], [0.8, 0.5]]])
+  >>> g = ContextualPreferenceGame.from_matrices(p, [0.25, 0.75]).regularized(0.5)
+  >>> g.num_prompts, g.num_actions, g.log_ref.shape
+  (2, 2, (2, 2))
+  """
+
+  preference: jax.Array
+  prompt_weights: jax.Array
+  beta: Optional[jax.Array] = None
+  log_ref: Optional[jax.Array] = None
+  action_mask: Optional[jax.Array] = None
+
+  @classmethod
+  def from_matrices(cls, preference: jax.typing.ArrayLike, prompt_weights: Optional[jax.typing.ArrayLike] = None,
+                    dtype: Any = None) -> "ContextualPreferenceGame":
+    """Validated constructor from ``[x, n, n]`` preference matrices (uniform prompts by default)."""
+    p = validate.finite_array(preference, "preference")
+    if p.ndim != 3:
+      raise ValueError(f"preference: expected [prompts, n, n], got shape {p.shape}")
+    for i in range(p.shape[0]):
+      validate.preference_matrix(p[i], f"preference[{i}]")
+    x = p.shape[0]
+    w = np.full(x, 1.0 / x) if prompt_weights is None else validate.distribution(prompt_weights, "prompt_weights", size=x)
+    dt = dtype or jnp.result_type(float)
+    return cls(jnp.asarray(p, dt), jnp.asarray(w / w.sum(), dt))
+
+  @classmethod
+  def from_games(cls, games: Sequence[PreferenceGame], prompt_weights: Optional[jax.typing.ArrayLike] = None
+                 ) -> "ContextualPreferenceGame":
+    """Stacks unregularised games of one size, one per prompt."""
+    if not games:
+      raise ValueError("games: expected at least one PreferenceGame")
+    return cls.from_matrices(np.stack([np.asarray(g.preference) for g in games]), prompt_weights)
+
+  def regularized(self, beta: jax.typing.ArrayLike, pi_ref: Optional[jax.typing.ArrayLike] = None
+                  ) -> "ContextualPreferenceGame":
+    """The KL-regularised game; ``pi_ref`` is ``[n]`` (shared) or ``[x, n]`` (per prompt)."""
+    x, n = self.preference.shape[-3], self.preference.shape[-1]
+    validate.positive_scalar(beta, "beta")
+    dtype = self.preference.dtype
+    if pi_ref is None:
+      ref = np.full((x, n), 1.0 / n)
+    else:
+      ref = validate.finite_array(pi_ref, "pi_ref")
+      if ref.shape == (n,):
+        ref = np.broadcast_to(ref, (x, n))
+      if ref.shape != (x, n):
+        raise ValueError(f"pi_ref: expected shape ({n},) or ({x}, {n}), got {ref.shape}")
+      for i in range(x):
+        validate.distribution(ref[i], f"pi_ref[{i}]", size=n)
+    if (ref <= 0).any():
+      i, j = np.unravel_index(int(np.argmin(ref)), ref.shape)
+      raise ValueError(
+          f"pi_ref: must be > 0 wherever the preference game has support (KL to pi_ref is "
+          f"infinite otherwise), got pi_ref[{i}, {j}] = {ref[i, j]}")
+    log_ref = jnp.asarray(np.log(ref / ref.sum(-1, keepdims=True)), dtype)
+    return self.replace(beta=jnp.asarray(beta, dtype), log_ref=log_ref)
+
+  @property
+  def num_prompts(self) -> int:
+    return self.preference.shape[-3]
+
+  @property
+  def num_actions(self) -> int:
+    return self.preference.shape[-1]
+
+  @property
+  def is_regularized(self) -> bool:
+    return self.beta is not None
+
+  def prompt(self, i: int) -> PreferenceGame:
+    """The (possibly regularised) preference game of prompt ``i``."""
+    lr = None if self.log_ref is None else self.log_ref[i]
+    mask = None if self.action_mask is None else self.action_mask[i]
+    return PreferenceGame(self.preference[i], self.beta, lr, mask)
 
 
 def stack(games: Sequence[Any]) -> Any:

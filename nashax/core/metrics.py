@@ -24,7 +24,9 @@ import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
 from nashax.core import simplex
-from nashax.core.games import MatrixGame, NormalFormGame, PreferenceGame
+from nashax.core.games import ContextualPreferenceGame, MatrixGame, NormalFormGame, PreferenceGame
+
+_PREF = (PreferenceGame, ContextualPreferenceGame)
 
 __all__ = [
     "Metrics",
@@ -37,6 +39,8 @@ __all__ = [
     "kl_to_optimum",
     "default_residual",
     "as_profile",
+    "preference_value",
+    "best_response",
 ]
 
 
@@ -60,7 +64,7 @@ class Metrics(NamedTuple):
 def as_profile(game: Any, state_or_profile: Any) -> tuple:
   """The profile (a tuple of strategies) of a solver state or a bare profile."""
   profile = getattr(state_or_profile, "profile", state_or_profile)
-  if isinstance(game, PreferenceGame) and not isinstance(profile, (tuple, list)):
+  if isinstance(game, _PREF) and not isinstance(profile, (tuple, list)):
     return (profile, profile)
   return tuple(profile)
 
@@ -104,7 +108,7 @@ def utilities(game: Any, profile: tuple) -> tuple:
 def nash_conv(game: Any, state_or_profile: Any) -> jax.Array:
   """``sum_k max_a u_k(a, sigma_-k) - u_k(sigma)`` over legal actions."""
   profile = as_profile(game, state_or_profile)
-  if isinstance(game, PreferenceGame) and game.is_regularized:
+  if isinstance(game, ContextualPreferenceGame) or (isinstance(game, PreferenceGame) and game.is_regularized):
     return preference_gap(game, profile)
   us = utilities(game, profile)
   masks = game.masks if not isinstance(game, PreferenceGame) else (game.action_mask,) * 2
@@ -117,7 +121,7 @@ def nash_conv(game: Any, state_or_profile: Any) -> jax.Array:
 def duality_gap(game: Any, state_or_profile: Any) -> jax.Array:
   """Duality gap of a zero-sum matrix game or (regularised) preference game."""
   profile = as_profile(game, state_or_profile)
-  if isinstance(game, PreferenceGame):
+  if isinstance(game, _PREF):
     return preference_gap(game, profile)
   if isinstance(game, MatrixGame):
     x, y = profile
@@ -135,25 +139,74 @@ def exploitability(game: Any, state_or_profile: Any) -> jax.Array:
   return nash_conv(game, profile) / len(profile)
 
 
-def _lse_ref(game: PreferenceGame, v: jax.Array) -> jax.Array:
-  return logsumexp(game.log_ref + v / game.beta, axis=-1)
+def _win_rates(p: jax.Array, pi: jax.Array) -> jax.Array:
+  """``(P pi)(y) = P(y > pi)`` per prompt (any leading axes)."""
+  return jnp.einsum("...ij,...j->...i", p, pi)
 
 
-def preference_gap(game: PreferenceGame, state_or_profile: Any) -> jax.Array:
-  """Exact duality gap of a preference game (closed form, THEORY.md section 0).
+def _log_ref(game: Any) -> jax.Array:
+  """``log pi_ref``; uniform over legal actions for an unregularised game."""
+  if game.log_ref is not None:
+    return game.log_ref
+  n = game.preference.shape[-1]
+  shape = game.preference.shape[:-1]
+  if game.action_mask is None:
+    return jnp.full(shape, -jnp.log(n), game.preference.dtype)
+  mask = jnp.broadcast_to(game.action_mask, shape)
+  return jnp.where(mask, -jnp.log(jnp.sum(mask, -1, keepdims=True)), -jnp.inf).astype(game.preference.dtype)
+
+
+def _prompt_mean(game: Any, v: jax.Array) -> jax.Array:
+  if isinstance(game, ContextualPreferenceGame):
+    return jnp.sum(game.prompt_weights * v, axis=-1)
+  return v
+
+
+def best_response(game: Any, opponent: jax.Array) -> jax.Array:
+  """Best response to ``opponent`` in a (contextual) preference game.
+
+  Regularised: ``pi_ref exp(P pi' / beta)``, normalised (Munos et al. 2024;
+  THEORY.md section 0). Unregularised: uniform over the responses that attain
+  ``max_y P(y > pi')`` (one of the optimal pure responses, mixed).
+
+  Args:
+    game: ``PreferenceGame`` ``[n]`` or ``ContextualPreferenceGame`` ``[x, n]``.
+    opponent: the opponent's policy, same shape as the player's.
+  """
+  r = _win_rates(game.preference, opponent)
+  if game.is_regularized:
+    return jax.nn.softmax(_log_ref(game) + r / game.beta, axis=-1)
+  if game.action_mask is not None:
+    r = jnp.where(game.action_mask, r, -jnp.inf)
+  best = r >= jnp.max(r, axis=-1, keepdims=True) - 1e-12 * jnp.maximum(1.0, jnp.abs(r))
+  return best / jnp.sum(best, axis=-1, keepdims=True)
+
+
+def preference_value(game: Any, pi: jax.Array, pi_opp: jax.Array) -> jax.Array:
+  """``V(pi, pi') = E_x[pi^T P pi' - beta KL(pi||ref) + beta KL(pi'||ref)]`` (THEORY.md section 0)."""
+  v = jnp.sum(pi * _win_rates(game.preference, pi_opp), axis=-1)
+  if game.is_regularized:
+    lr = game.log_ref
+    v = v - game.beta * simplex.kl_from_logs(jnp.log(pi), lr) + game.beta * simplex.kl_from_logs(jnp.log(pi_opp), lr)
+  return _prompt_mean(game, v)
+
+
+def preference_gap(game: Any, state_or_profile: Any) -> jax.Array:
+  """Exact duality gap of a (contextual, regularised) preference game (THEORY.md section 0).
 
   Unregularised: ``max_i (P y)_i + max_j (P x)_j - 1``; regularised:
   ``beta [LSE_ref(P y / beta) + KL(y||ref) + LSE_ref(P x / beta) + KL(x||ref)] - 1``.
-  Both are >= 0 and zero exactly at the (regularised) equilibrium.
+  Both are >= 0 and zero exactly at the (regularised) equilibrium. A
+  contextual game averages the per-prompt gaps with ``prompt_weights``.
   """
   x, y = as_profile(game, state_or_profile)
   p = game.preference
   if not game.is_regularized:
-    return _masked_max(p @ y, game.action_mask) + _masked_max(p @ x, game.action_mask) - 1.0
-  beta = game.beta
-  kl_x = simplex.kl_from_logs(jnp.log(x), game.log_ref)
-  kl_y = simplex.kl_from_logs(jnp.log(y), game.log_ref)
-  return beta * (_lse_ref(game, p @ y) + kl_y + _lse_ref(game, p @ x) + kl_x) - 1.0
+    g = _masked_max(_win_rates(p, y), game.action_mask) + _masked_max(_win_rates(p, x), game.action_mask) - 1.0
+    return _prompt_mean(game, g)
+  beta, lr = game.beta, game.log_ref
+  half = lambda s, o: (logsumexp(lr + _win_rates(p, o) / beta, axis=-1) + simplex.kl_from_logs(jnp.log(s), lr))
+  return _prompt_mean(game, beta * (half(y, y) + half(x, x)) - 1.0)
 
 
 def kl_to_optimum(profile: tuple, optimum: tuple) -> jax.Array:
@@ -181,17 +234,21 @@ def metrics(game: Any, state_or_profile: Any, optimum: Optional[Any] = None) -> 
   profile = as_profile(game, state_or_profile)
   nc = nash_conv(game, profile)
   gap = None
-  if isinstance(game, (MatrixGame, PreferenceGame)):
+  if isinstance(game, (MatrixGame,) + _PREF):
     gap = duality_gap(game, profile)
   kl = None
   if optimum is not None:
-    kl = kl_to_optimum(profile, as_profile(game, optimum))
+    opt = as_profile(game, optimum)
+    if isinstance(game, ContextualPreferenceGame):
+      kl = sum(_prompt_mean(game, simplex.kl(o, s)) for o, s in zip(opt, profile))
+    else:
+      kl = kl_to_optimum(profile, opt)
   return Metrics(gap, nc / len(profile), nc, kl)
 
 
 def default_residual(game: Any, state_or_profile: Any) -> jax.Array:
   """The certificate ``solve`` stops on: duality gap, or NashConv if general-sum."""
-  if isinstance(game, (MatrixGame, PreferenceGame)):
+  if isinstance(game, (MatrixGame,) + _PREF):
     return duality_gap(game, state_or_profile)
   return nash_conv(game, state_or_profile)
 

@@ -13,13 +13,23 @@ from nashax.games.classic import (
     weighted_rock_paper_scissors,
 )
 from nashax.games.preference import (
+    annotator_mixture,
     bradley_terry,
+    bradley_terry_mixture,
+    contextual_bradley_terry,
+    random_contextual_preference_game,
+    three_rater_cycle,
     condorcet_cycle,
     intransitive_dice,
     random_preference_game,
 )
 
 __all__ = [
+    "annotator_mixture",
+    "bradley_terry_mixture",
+    "contextual_bradley_terry",
+    "random_contextual_preference_game",
+    "three_rater_cycle",
     "battle_of_the_sexes",
     "bradley_terry",
     "colonel_blotto",

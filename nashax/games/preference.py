@@ -12,10 +12,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from nashax.core import validate
-from nashax.core.games import PreferenceGame
+from nashax.core.games import ContextualPreferenceGame, PreferenceGame
 
 __all__ = [
     "random_preference_game",
+    "annotator_mixture",
+    "bradley_terry_mixture",
+    "three_rater_cycle",
+    "random_contextual_preference_game",
+    "contextual_bradley_terry",
     "condorcet_cycle",
     "bradley_terry",
     "intransitive_dice",
@@ -87,3 +92,72 @@ def intransitive_dice(dtype: Any = None) -> PreferenceGame:
   for i, j in itertools.permutations(range(3), 2):
     p[i, j] = np.mean([a > b for a, b in itertools.product(dice[i], dice[j])])
   return PreferenceGame(jnp.asarray(p, _f(dtype)))
+
+
+def annotator_mixture(preferences: Any, weights: Any = None, dtype: Any = None) -> PreferenceGame:
+  """The population preference of a mixture of annotator types: ``P = sum_a w_a P_a``.
+
+  Each type may be transitive (a Bradley-Terry rater) while the mixture is
+  not: that is how intransitive population preferences arise (THEORY.md
+  section 4, the 3-rater example).
+
+  Args:
+    preferences: ``[A, n, n]`` one valid preference matrix per annotator type.
+    weights: ``[A]`` population shares (default: equal).
+  """
+  ps = validate.finite_array(preferences, "preferences")
+  if ps.ndim != 3:
+    raise ValueError(f"preferences: expected [annotators, n, n], got shape {ps.shape}")
+  for a in range(ps.shape[0]):
+    validate.preference_matrix(ps[a], f"preferences[{a}]")
+  w = np.full(ps.shape[0], 1.0 / ps.shape[0]) if weights is None else validate.distribution(
+      weights, "weights", size=ps.shape[0])
+  return PreferenceGame.from_matrix(np.einsum("a,aij->ij", w / w.sum(), ps), dtype=dtype)
+
+
+def bradley_terry_mixture(rewards: Any, weights: Any = None, dtype: Any = None) -> PreferenceGame:
+  """Mixture of Bradley-Terry annotator populations, ``P = sum_a w_a sigmoid(r_a,i - r_a,j)``.
+
+  Args:
+    rewards: ``[A, n]`` one reward vector per population.
+    weights: ``[A]`` population shares (default: equal).
+  """
+  r = validate.finite_array(rewards, "rewards")
+  if r.ndim != 2:
+    raise ValueError(f"rewards: expected [populations, n], got shape {r.shape}")
+  ps = 1.0 / (1.0 + np.exp(-(r[:, :, None] - r[:, None, :])))
+  return annotator_mixture(ps, weights, dtype)
+
+
+def three_rater_cycle(eps: float = 0.1, dtype: Any = None) -> PreferenceGame:
+  """THEORY.md section 4's 3-rater example: a Condorcet cycle from three deterministic rater types.
+
+  Types 1, 2, 3 (shares ``1/3 - eps``, ``1/3 + eps/2``, ``1/3 + eps/2``)
+  prefer ``y2 > y1``, ``y1 > y3`` and ``y3 > y2`` respectively and are
+  indifferent (1/2) otherwise. The minimax winner is
+  ``(1/3 + eps/2, 1/3 + eps/2, 1/3 - eps)`` for small ``eps``.
+  """
+  if not -1.0 / 3.0 < eps < 1.0 / 6.0 + 1e-12:
+    raise ValueError(f"eps: shares must be positive, need -1/3 < eps < 2/3 and eps <= 1/6, got {eps}")
+  base = np.full((3, 3, 3), 0.5)
+  for k, (win, lose) in enumerate([(1, 0), (0, 2), (2, 1)]):
+    base[k, win, lose], base[k, lose, win] = 1.0, 0.0
+  return annotator_mixture(base, [1 / 3 - eps, 1 / 3 + eps / 2, 1 / 3 + eps / 2], dtype)
+
+
+def random_contextual_preference_game(key: jax.Array, num_prompts: int, n: int, dtype: Any = None
+                                      ) -> ContextualPreferenceGame:
+  """Independent random intransitive preference games per prompt, uniform prompt weights."""
+  keys = jax.random.split(key, num_prompts)
+  p = jax.vmap(lambda k: random_preference_game(k, n, dtype).preference)(keys)
+  return ContextualPreferenceGame(p, jnp.full((num_prompts,), 1.0 / num_prompts, p.dtype))
+
+
+def contextual_bradley_terry(rewards: Any, prompt_weights: Any = None, dtype: Any = None
+                             ) -> ContextualPreferenceGame:
+  """Bradley-Terry preferences per prompt from rewards ``r(x, y)``: ``[x, n]``."""
+  r = validate.finite_array(rewards, "rewards")
+  if r.ndim != 2:
+    raise ValueError(f"rewards: expected [prompts, n], got shape {r.shape}")
+  p = 1.0 / (1.0 + np.exp(-(r[:, :, None] - r[:, None, :])))
+  return ContextualPreferenceGame.from_matrices(p, prompt_weights, dtype)

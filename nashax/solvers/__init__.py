@@ -1,5 +1,7 @@
-"""Solvers (``nashax.solvers``): each factory returns a ``Solver`` pytree."""
+"""Solvers (``nashax.solvers``): each factory returns a ``Solver`` pytree; ``losses`` are pure functions."""
 
+from nashax.solvers import baselines, losses, nlhf
+from nashax.solvers.baselines import dpo_optimum, fit_bradley_terry, maxmin_rlhf, pooled_rlhf, rlhf_optimum
 from nashax.solvers.equilibrium import (
     extragradient,
     fictitious_play,
@@ -9,18 +11,63 @@ from nashax.solvers.equilibrium import (
     regret_matching_plus,
     replicator,
 )
-from nashax.solvers.exact import ExactSolution, exact_equilibrium, solve_lp, von_neumann_winner
+from nashax.solvers.exact import (
+    ExactSolution,
+    RegularizedNash,
+    exact_equilibrium,
+    minimax_winners,
+    regularized_nash,
+    solve_lp,
+    von_neumann_winner,
+)
+from nashax.solvers.nlhf import (
+    dno,
+    egpo,
+    inpo,
+    iterative_dpo,
+    mnpo,
+    mpo,
+    nash_ema,
+    nash_md,
+    onpo,
+    online_ipo,
+    spo,
+    sppo,
+)
 
 __all__ = [
     "ExactSolution",
+    "RegularizedNash",
+    "baselines",
+    "dno",
+    "dpo_optimum",
+    "egpo",
     "exact_equilibrium",
     "extragradient",
     "fictitious_play",
+    "fit_bradley_terry",
+    "inpo",
+    "iterative_dpo",
+    "losses",
+    "maxmin_rlhf",
+    "minimax_winners",
     "mmd",
+    "mnpo",
+    "mpo",
     "mwu",
+    "nash_ema",
+    "nash_md",
+    "nlhf",
+    "onpo",
+    "online_ipo",
     "optimistic_mwu",
+    "pooled_rlhf",
     "regret_matching_plus",
+    "regularized_nash",
     "replicator",
+    "rlhf_optimum",
     "solve_lp",
+    "spo",
+    "sppo",
     "von_neumann_winner",
 ]
