@@ -9,6 +9,7 @@ closed forms or short Newton solves, jit/vmap-able, over any leading axes
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -201,6 +202,7 @@ class MaxMinSolution(NamedTuple):
   upper_bound: jax.Array
 
 
+@functools.partial(jax.jit, static_argnames=("steps",))
 def maxmin_rlhf(rewards: jax.typing.ArrayLike, beta: jax.typing.ArrayLike, pi_ref: jax.typing.ArrayLike, *,
                 steps: int = 2_000, eta: float = 1.0) -> MaxMinSolution:
   r"""MaxMin-RLHF: the policy that maximises the worst group's regularised objective.
@@ -257,6 +259,7 @@ def maxmin_rlhf(rewards: jax.typing.ArrayLike, beta: jax.typing.ArrayLike, pi_re
   return MaxMinSolution(pols[best], candidates[best], vals[best], ub)
 
 
+@functools.partial(jax.jit, static_argnames=("steps",))
 def pooled_rlhf(rewards: jax.typing.ArrayLike, group_weights: jax.typing.ArrayLike, beta: jax.typing.ArrayLike,
                 pi_ref: jax.typing.ArrayLike, *, steps: int = 50) -> tuple[jax.Array, jax.Array]:
   r"""Single-reward RLHF on pooled data from several Bradley-Terry groups.
