@@ -90,7 +90,14 @@ def test_every_public_name_has_a_docstring():
 
 
 def test_every_solver_factory_cites_references():
-  from nashax.solvers import equilibrium
-  for name in equilibrium.__all__:
-    doc = inspect.getdoc(getattr(equilibrium, name))
-    assert "References:" in doc and "Certifies:" in doc, name
+  from nashax.solvers import equilibrium, nlhf
+  for module in (equilibrium, nlhf):
+    for name in module.__all__:
+      doc = inspect.getdoc(getattr(module, name))
+      assert "References:" in doc and "Certifies:" in doc, name
+
+
+def test_every_loss_cites_its_paper():
+  from nashax.solvers import losses
+  for name in losses.__all__:
+    assert "References:" in inspect.getdoc(getattr(losses, name)), name

@@ -313,16 +313,16 @@ def test_maxmin_rlhf_protects_the_minority():
 # Average-iterate methods (SPPO, SPO, DNO) converge like log(T)/T; last-iterate ones linearly.
 NLHF = {
     "nash_md": (lambda: solvers.nash_md(), 20_000, 2e-4),
-    "nash_ema": (lambda: solvers.nash_ema(0.3, 0.5), 3_000, 1e-9),
+    "nash_ema": (lambda: solvers.nash_ema(0.3, 0.5), 2_000, 1e-9),
     "sppo": (lambda: solvers.sppo(0.3), 3_000, 2e-3),
     "spo": (lambda: solvers.spo(0.3), 3_000, 2e-3),
     "dno": (lambda: solvers.dno(0.3), 3_000, 2e-3),
-    "inpo": (lambda: solvers.inpo(0.3), 3_000, 1e-9),
+    "inpo": (lambda: solvers.inpo(0.3), 2_000, 1e-9),
     "online_ipo": (lambda: solvers.online_ipo(0.1), 3_000, 1e-4),  # plain gradient: slow on rare responses
-    "onpo": (lambda: solvers.onpo(0.3), 3_000, 1e-9),
-    "egpo": (lambda: solvers.egpo(0.3), 3_000, 1e-9),
+    "onpo": (lambda: solvers.onpo(0.3), 2_000, 1e-9),
+    "egpo": (lambda: solvers.egpo(0.3), 2_000, 1e-9),
     "mnpo": (lambda: solvers.mnpo(0.3, (0.5, 0.3, 0.2)), 3_000, 1e-9),
-    "mpo": (lambda: solvers.mpo(0.3), 3_000, 1e-9),
+    "mpo": (lambda: solvers.mpo(0.3), 2_000, 1e-9),
 }
 BASELINES = {"iterative_dpo"}  # measured against, not expected to reach the Nash equilibrium
 

@@ -1,16 +1,23 @@
 """Exact equilibria of zero-sum matrix games by linear programming.
 
-The reference every solver is tested against. It runs in numpy/scipy (HiGHS),
-outside jit, one game at a time; batched inputs are solved in a Python loop.
+The reference every solver is tested against. The LPs run in numpy/scipy
+(HiGHS), outside jit, one game at a time; batched inputs are solved in a
+Python loop. The regularised Nash equilibrium of a preference game (no LP:
+a smooth fixed point) is computed in jitted JAX and certified by its gap.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from scipy import optimize
 
+from nashax.core import metrics as metrics_lib
+from nashax.core import simplex
 from nashax.core import validate
 from nashax.core.games import MatrixGame, PreferenceGame
 
@@ -163,17 +170,16 @@ def regularized_nash(game: Any, *, tol: float = None, max_steps: int = 100_000) 
   References:
     Munos et al. 2024, Prop. 1 (existence and uniqueness); THEORY.md section 0.
   """
-  import jax
-  import jax.numpy as jnp
-
-  from nashax.core import metrics as metrics_lib
-  from nashax.core import simplex
-
   if not getattr(game, "is_regularized", False):
     raise ValueError("game: regularized_nash needs a KL-regularised preference game (game.regularized(beta))")
-  p, lr, beta, mask = game.preference, game.log_ref, game.beta, game.action_mask
   if tol is None:
-    tol = 1e-12 if p.dtype == jnp.float64 else 1e-6
+    tol = 1e-12 if game.preference.dtype == jnp.float64 else 1e-6
+  return _regularized_nash(game, float(tol), int(max_steps))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _regularized_nash(game: Any, tol: float, max_steps: int) -> RegularizedNash:
+  p, lr, beta, mask = game.preference, game.log_ref, game.beta, game.action_mask
   eta = 1.0 / (beta + 1.0)
   zlr = lr if mask is None else jnp.where(mask, lr, 0.0)
   gap = lambda lp: metrics_lib.preference_gap(game, jnp.exp(lp))
