@@ -167,6 +167,13 @@ def _init_log_probs(game: Any, key: jax.Array, scale) -> jax.Array:
   return _norm(scale * jax.random.normal(key, shape, g.p.dtype), g.mask)
 
 
+def _plain_init(hp, game: Any, key: jax.Array) -> State:
+  """A random start with an empty ``aux``."""
+  k0, k1 = jax.random.split(key)
+  lp = _init_log_probs(game, k0, hp.init_scale)
+  return _state(_zero(), _zero(), jnp.exp(lp), lp, (), _zero(), k1)
+
+
 def _check_num_samples(num_samples, minimum: int = 1) -> Optional[int]:
   if num_samples is None:
     return None
@@ -241,9 +248,7 @@ class NashMDParams:
 def _nash_md_init(hp: NashMDParams, game: Any, key: jax.Array) -> State:
   if hp.schedule == "theory":
     _require_regularized(game, "the theory schedule 2/(beta(t+2))")
-  k0, k1 = jax.random.split(key)
-  lp = _init_log_probs(game, k0, hp.init_scale)
-  return _state(_zero(), _zero(), jnp.exp(lp), lp, (), _zero(), k1)
+  return _plain_init(hp, game, key)
 
 
 def _nash_md_step(hp: NashMDParams, game: Any, state: State) -> State:
@@ -538,9 +543,7 @@ class OnlineIPOParams:
 
 def _online_ipo_init(hp: OnlineIPOParams, game: Any, key: jax.Array) -> State:
   _require_regularized(game, "online IPO (its loss has temperature beta)")
-  k0, k1 = jax.random.split(key)
-  lp = _init_log_probs(game, k0, hp.init_scale)
-  return _state(_zero(), _zero(), jnp.exp(lp), lp, (), _zero(), k1)
+  return _plain_init(hp, game, key)
 
 
 def _online_ipo_population_loss(logits, g: _View, pair_weights, pref):
@@ -672,12 +675,6 @@ def onpo(eta: jax.typing.ArrayLike = 0.1, *, num_samples: Optional[int] = None,
   """
   hp = StepParams(c.hparam("eta", eta), c.hparam("init_scale", init_scale, strict=False), _check_num_samples(num_samples))
   return Solver(_onpo_init, _onpo_step, hp, "onpo")
-
-
-def _plain_init(hp, game: Any, key: jax.Array) -> State:
-  k0, k1 = jax.random.split(key)
-  lp = _init_log_probs(game, k0, hp.init_scale)
-  return _state(_zero(), _zero(), jnp.exp(lp), lp, (), _zero(), k1)
 
 
 def _egpo_step(hp: StepParams, game: Any, state: State) -> State:
