@@ -446,3 +446,24 @@ def test_new_step_size_does_not_retrace():
     return nashax.core.solver._run(solvers.egpo(eta), g, jax.random.key(0), num_steps=5, every=5)[0].profile
   f(0.1); f(0.2)
   assert len(traces) == 1
+
+
+def test_baselines_and_references_refuse_bad_input():
+  """beta <= 0, a pi_ref with zeros, a wrong rewards shape, bad tol / max_steps, a bad eps: ValueError, not NaN."""
+  r = jnp.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+  ref = jnp.full(3, 1 / 3)
+  with pytest.raises(ValueError, match="beta"):
+    solvers.maxmin_rlhf(r, 0.0, ref)
+  with pytest.raises(ValueError, match="pi_ref"):
+    solvers.maxmin_rlhf(r, 0.1, jnp.array([0.5, 0.5, 0.0]))
+  with pytest.raises(ValueError, match="rewards"):
+    solvers.pooled_rlhf(r[0], jnp.array([1.0]), 0.1, ref)
+  with pytest.raises(ValueError, match="group_weights"):
+    solvers.pooled_rlhf(r, jnp.array([0.9, 0.2]), 0.1, ref)
+  g = games.condorcet_cycle(3).regularized(0.1)
+  with pytest.raises(ValueError, match="tol"):
+    solvers.regularized_nash(g, tol=0.0)
+  with pytest.raises(ValueError, match="max_steps"):
+    solvers.regularized_nash(g, max_steps=0)
+  with pytest.raises(ValueError, match="eps"):
+    games.three_rater_cycle(0.4)

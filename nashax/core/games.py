@@ -106,6 +106,17 @@ class NormalFormGame:
     return (None,) * self.num_players
 
 
+def _log_reference(ref: np.ndarray, dtype) -> jax.Array:
+  """``log pi_ref`` (normalised per row) of a validated reference; zeros are refused."""
+  if (ref <= 0).any():
+    idx = np.unravel_index(int(np.argmin(ref)), ref.shape)
+    where = ", ".join(str(int(i)) for i in idx)
+    raise ValueError(
+        f"pi_ref: must be > 0 wherever the preference game has support "
+        f"(KL to pi_ref is infinite otherwise), got pi_ref[{where}] = {ref[idx]}")
+  return jnp.asarray(np.log(ref / ref.sum(-1, keepdims=True)), dtype)
+
+
 @_struct.dataclass
 class PreferenceGame:
   """Symmetric preference game over ``n`` responses, optionally KL-regularised.
@@ -148,19 +159,8 @@ class PreferenceGame:
     """
     n = self.preference.shape[-1]
     validate.positive_scalar(beta, "beta")
-    dtype = self.preference.dtype
-    if pi_ref is None:
-      log_ref = jnp.full((n,), -np.log(n), dtype)
-    else:
-      ref = validate.distribution(pi_ref, "pi_ref", size=n)
-      if (ref <= 0).any():
-        i = int(np.argmin(ref))
-        raise ValueError(
-            f"pi_ref: must be > 0 wherever the preference game has support "
-            f"(KL to pi_ref is infinite otherwise), got pi_ref[{i}] = {ref[i]}"
-        )
-      log_ref = jnp.asarray(np.log(ref / ref.sum()), dtype)
-    return self.replace(beta=jnp.asarray(beta, dtype), log_ref=log_ref)
+    ref = np.full(n, 1.0 / n) if pi_ref is None else validate.distribution(pi_ref, "pi_ref", size=n)
+    return self.replace(beta=jnp.asarray(beta, self.preference.dtype), log_ref=_log_reference(ref, self.preference.dtype))
 
   @property
   def num_actions(self) -> int:
@@ -243,13 +243,7 @@ class ContextualPreferenceGame:
         raise ValueError(f"pi_ref: expected shape ({n},) or ({x}, {n}), got {ref.shape}")
       for i in range(x):
         validate.distribution(ref[i], f"pi_ref[{i}]", size=n)
-    if (ref <= 0).any():
-      i, j = np.unravel_index(int(np.argmin(ref)), ref.shape)
-      raise ValueError(
-          f"pi_ref: must be > 0 wherever the preference game has support (KL to pi_ref is "
-          f"infinite otherwise), got pi_ref[{i}, {j}] = {ref[i, j]}")
-    log_ref = jnp.asarray(np.log(ref / ref.sum(-1, keepdims=True)), dtype)
-    return self.replace(beta=jnp.asarray(beta, dtype), log_ref=log_ref)
+    return self.replace(beta=jnp.asarray(beta, dtype), log_ref=_log_reference(ref, dtype))
 
   @property
   def num_prompts(self) -> int:

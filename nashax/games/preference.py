@@ -135,10 +135,11 @@ def three_rater_cycle(eps: float = 0.1, dtype: Any = None) -> PreferenceGame:
   Types 1, 2, 3 (shares ``1/3 - eps``, ``1/3 + eps/2``, ``1/3 + eps/2``)
   prefer ``y2 > y1``, ``y1 > y3`` and ``y3 > y2`` respectively and are
   indifferent (1/2) otherwise. The minimax winner is
-  ``(1/3 + eps/2, 1/3 + eps/2, 1/3 - eps)`` for small ``eps``.
+  ``(1/3 + eps/2, 1/3 + eps/2, 1/3 - eps)`` for small ``|eps|`` (THEORY.md
+  section 4; the LP gives it at ``eps = +-0.1``).
   """
-  if not -1.0 / 3.0 < eps < 1.0 / 6.0 + 1e-12:
-    raise ValueError(f"eps: shares must be positive, need -1/3 < eps < 2/3 and eps <= 1/6, got {eps}")
+  if not -2.0 / 3.0 < eps < 1.0 / 3.0:
+    raise ValueError(f"eps: the shares 1/3 - eps and 1/3 + eps/2 must be positive, need -2/3 < eps < 1/3, got {eps}")
   base = np.full((3, 3, 3), 0.5)
   for k, (win, lose) in enumerate([(1, 0), (0, 2), (2, 1)]):
     base[k, win, lose], base[k, lose, win] = 1.0, 0.0

@@ -14,8 +14,10 @@ from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nashax.core import simplex
+from nashax.core import validate
 from nashax.core.games import ContextualPreferenceGame, PreferenceGame
 from nashax.core import metrics as metrics_lib
 from nashax.solvers import losses
@@ -202,7 +204,20 @@ class MaxMinSolution(NamedTuple):
   upper_bound: jax.Array
 
 
-@functools.partial(jax.jit, static_argnames=("steps",))
+def _check_policy_inputs(rewards, beta, pi_ref, what: str):
+  """Concrete checks before jit: finite rewards [U, n], beta > 0, pi_ref a full-support [n] distribution."""
+  if isinstance(rewards, jax.core.Tracer) or isinstance(pi_ref, jax.core.Tracer):
+    return
+  r = validate.finite_array(rewards, "rewards")
+  if r.ndim != 2:
+    raise ValueError(f"rewards: {what} expects [groups, n], got shape {r.shape}")
+  if not isinstance(beta, jax.core.Tracer):
+    validate.positive_scalar(beta, "beta")
+  ref = validate.distribution(pi_ref, "pi_ref", size=r.shape[1])
+  if (ref <= 0).any():
+    raise ValueError(f"pi_ref: must be > 0 everywhere (KL to pi_ref is infinite otherwise), got {ref.tolist()}")
+
+
 def maxmin_rlhf(rewards: jax.typing.ArrayLike, beta: jax.typing.ArrayLike, pi_ref: jax.typing.ArrayLike, *,
                 steps: int = 2_000, eta: float = 1.0) -> MaxMinSolution:
   r"""MaxMin-RLHF: the policy that maximises the worst group's regularised objective.
@@ -228,9 +243,13 @@ def maxmin_rlhf(rewards: jax.typing.ArrayLike, beta: jax.typing.ArrayLike, pi_re
     Chakraborty et al., "MaxMin-RLHF: Alignment with Diverse Human
     Preferences", ICML 2024, arXiv:2402.08925 (the egalitarian objective).
   """
+  _check_policy_inputs(rewards, beta, pi_ref, "maxmin_rlhf")
+  return _maxmin_rlhf(rewards, beta, pi_ref, steps, eta)
+
+
+@functools.partial(jax.jit, static_argnums=(3,))
+def _maxmin_rlhf(rewards, beta, pi_ref, steps: int, eta) -> MaxMinSolution:
   r = jnp.asarray(rewards)
-  if r.ndim != 2:
-    raise ValueError(f"rewards: expected [groups, n], got shape {r.shape}")
   lr = jnp.log(jnp.asarray(pi_ref, r.dtype))
   u = r.shape[0]
 
@@ -259,7 +278,6 @@ def maxmin_rlhf(rewards: jax.typing.ArrayLike, beta: jax.typing.ArrayLike, pi_re
   return MaxMinSolution(pols[best], candidates[best], vals[best], ub)
 
 
-@functools.partial(jax.jit, static_argnames=("steps",))
 def pooled_rlhf(rewards: jax.typing.ArrayLike, group_weights: jax.typing.ArrayLike, beta: jax.typing.ArrayLike,
                 pi_ref: jax.typing.ArrayLike, *, steps: int = 50) -> tuple[jax.Array, jax.Array]:
   r"""Single-reward RLHF on pooled data from several Bradley-Terry groups.
@@ -279,6 +297,14 @@ def pooled_rlhf(rewards: jax.typing.ArrayLike, group_weights: jax.typing.ArrayLi
   Returns:
     ``(policy [n], fitted reward [n])``.
   """
+  _check_policy_inputs(rewards, beta, pi_ref, "pooled_rlhf")
+  if not isinstance(group_weights, jax.core.Tracer):
+    validate.distribution(group_weights, "group_weights", size=np.shape(rewards)[0])
+  return _pooled_rlhf(rewards, group_weights, beta, pi_ref, steps)
+
+
+@functools.partial(jax.jit, static_argnums=(4,))
+def _pooled_rlhf(rewards, group_weights, beta, pi_ref, steps: int):
   r = jnp.asarray(rewards)
   w = jnp.asarray(group_weights, r.dtype)
   ref = jnp.asarray(pi_ref, r.dtype)

@@ -153,11 +153,12 @@ class RegularizedNash(NamedTuple):
 def regularized_nash(game: Any, *, tol: float = None, max_steps: int = 100_000) -> RegularizedNash:
   r"""The unique equilibrium ``pi*_beta`` of a KL-regularised preference game, to a certified gap.
 
-  Mirror-prox (the EGPO update, linear rate ``1 - eta beta`` with
-  ``eta = 1 / (beta + 1)``) runs until the exact gap is below ``1e-4``, then
-  Newton steps on ``u = log pi_ref + P softmax(u) / beta`` polish the fixed
-  point (each accepted only if the gap decreases), then mirror-prox runs on
-  to ``tol``. jit/vmap-able; checks nothing inside.
+  ``nashax.solve`` of ``nlhf.egpo`` (mirror-prox, linear rate
+  ``1 - eta beta`` with ``eta = 1 / (beta + 1)``) runs until the exact gap is
+  below ``1e-4``; Newton steps on ``u = log pi_ref + P softmax(u) / beta``
+  then polish the fixed point (each accepted only if the gap decreases);
+  should that fall short of ``tol``, mirror-prox is run to ``tol`` directly.
+  jit/vmap-able; ``tol`` and ``max_steps`` are checked at the boundary.
 
   Args:
     game: a regularised ``PreferenceGame`` or ``ContextualPreferenceGame``.
@@ -174,51 +175,55 @@ def regularized_nash(game: Any, *, tol: float = None, max_steps: int = 100_000) 
     raise ValueError("game: regularized_nash needs a KL-regularised preference game (game.regularized(beta))")
   if tol is None:
     tol = 1e-12 if game.preference.dtype == jnp.float64 else 1e-6
+  if not np.isfinite(tol) or tol <= 0:
+    raise ValueError(f"tol: must be finite and > 0, got {tol}")
+  if isinstance(max_steps, bool) or int(max_steps) != max_steps or max_steps < 1:
+    raise ValueError(f"max_steps: must be a positive integer, got {max_steps!r}")
   return _regularized_nash(game, float(tol), int(max_steps))
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _regularized_nash(game: Any, tol: float, max_steps: int) -> RegularizedNash:
+  from nashax.core.solver import _solve
+  from nashax.solvers import nlhf
+
   p, lr, beta, mask = game.preference, game.log_ref, game.beta, game.action_mask
+  n = p.shape[-1]
   eta = 1.0 / (beta + 1.0)
-  zlr = lr if mask is None else jnp.where(mask, lr, 0.0)
+  egpo = nlhf.egpo(eta, init_scale=0.0)  # mirror-prox from the uniform policy, linear rate 1 - eta beta
   gap = lambda lp: metrics_lib.preference_gap(game, jnp.exp(lp))
   norm = lambda x: simplex.masked_log_softmax(x, mask)
-  win = lambda lp: jnp.einsum("...ij,...j->...i", p, jnp.exp(lp))
-
-  def mp(lp):
-    z = lp if mask is None else jnp.where(mask, lp, 0.0)
-    half = norm((1 - eta * beta) * z + eta * beta * zlr + eta * win(lp))
-    return norm((1 - eta * beta) * z + eta * beta * zlr + eta * win(half))
-
-  def run_to(lp, t, target):
-    def cond(c):
-      return (gap(c[0]) > target) & (c[1] < max_steps)
-    return jax.lax.while_loop(cond, lambda c: (mp(c[0]), c[1] + 1), (lp, t))
+  zlr = lr if mask is None else jnp.where(mask, lr, 0.0)
 
   def newton(lp):
-    n = p.shape[-1]
-    u = lr + win(lp) / beta
+    """One Newton step on F(u) = u - log ref - P softmax(u) / beta = 0, from u = log ref + P pi / beta."""
+    u = lr + metrics_lib._win_rates(p, jnp.exp(lp)) / beta
     u = u if mask is None else jnp.where(mask, u, 0.0)
     pi = jnp.exp(norm(u))
-    f = u - zlr - jnp.einsum("...ij,...j->...i", p, pi) / beta
+    f = u - zlr - metrics_lib._win_rates(p, pi) / beta
     eye = jnp.broadcast_to(jnp.eye(n, dtype=p.dtype), p.shape)
     jac_s = pi[..., :, None] * (eye - pi[..., None, :])  # d softmax / d u
     jm = eye - jnp.einsum("...ij,...jk->...ik", p, jac_s) / beta
     if mask is not None:
       f = jnp.where(mask, f, 0.0)
       jm = jnp.where(mask[..., :, None] & mask[..., None, :], jm, eye)
-    u = u - jnp.linalg.solve(jm, f[..., None])[..., 0]
-    return norm(u)
+    return norm(u - jnp.linalg.solve(jm, f[..., None])[..., 0])
 
-  lp0 = norm(zlr)
-  lp, t = run_to(lp0, jnp.zeros((), jnp.int32), jnp.maximum(tol, 1e-4))
+  key = jax.random.key(0)
+  state, info = _solve(egpo, game, key, tol=max(tol, 1e-4), max_steps=max_steps, check_every=1)
+  lp = state.log_probs
   for _ in range(8):
     cand = newton(lp)
     ok = jnp.isfinite(gap(cand)) & (gap(cand) < gap(lp))
     lp = jnp.where(ok, cand, lp)
-  lp, t = run_to(lp, t, tol)
-  return RegularizedNash(jnp.exp(lp), gap(lp), t)
+  # If the polish fell short of tol (it converges quadratically from 1e-4, so rarely), solve to tol directly.
+  def direct(lp):
+    st, di = _solve(egpo, game, key, tol=tol, max_steps=max_steps, check_every=1)
+    better = di.residual < gap(lp)
+    return jnp.where(better, st.log_probs, lp), jnp.where(better, di.num_steps, 0)
+
+  lp, extra = jax.lax.cond(gap(lp) > tol, direct, lambda lp: (lp, jnp.zeros((), jnp.int32)), lp)
+  return RegularizedNash(jnp.exp(lp), gap(lp), info.num_steps + extra)
 
 
 def minimax_winners(game: Any) -> np.ndarray:

@@ -107,7 +107,7 @@ def _mixture(g: _View, lp: jax.Array, w) -> jax.Array:
 
 
 def _exact_win_rates(g: _View, pi: jax.Array) -> jax.Array:
-  return jnp.einsum("...ij,...j->...i", g.p, pi)
+  return metrics_lib._win_rates(g.p, pi)
 
 
 def _sampled_win_rates(g: _View, key: jax.Array, log_pi_opp: jax.Array, num: int) -> jax.Array:
