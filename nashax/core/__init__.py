@@ -1,6 +1,6 @@
 """The shared vocabulary (``nashax.core``): games, simplex helpers, metrics, the solver protocol."""
 
-from nashax.core import metrics, simplex, validate
+from nashax.core import metrics, operators, simplex, validate
 from nashax.core.games import ContextualPreferenceGame, MatrixGame, NormalFormGame, PreferenceGame, pad, stack
 from nashax.core.metrics import (
     Metrics,
@@ -16,6 +16,7 @@ from nashax.core.metrics import (
 from nashax.core.solver import DIVERGED, MAX_STEPS, NONFINITE, RESULTS, SUCCESS, Info, Solver, check, run, solve
 
 __all__ = [
+    "operators",
     "DIVERGED",
     "Info",
     "MAX_STEPS",

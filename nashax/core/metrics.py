@@ -247,7 +247,12 @@ def metrics(game: Any, state_or_profile: Any, optimum: Optional[Any] = None) -> 
 
 
 def default_residual(game: Any, state_or_profile: Any) -> jax.Array:
-  """The certificate ``solve`` stops on: duality gap, or NashConv if general-sum."""
+  """The certificate ``solve`` stops on: duality gap, NashConv if general-sum, or
+  the natural residual ``|z - Pi_C(z - F z)|`` of an operator problem."""
+  from nashax.core import operators
+
+  if isinstance(game, (operators.Operator, operators.FiniteSumOperator)):
+    return operators.residual(game, state_or_profile)
   if isinstance(game, (MatrixGame,) + _PREF):
     return duality_gap(game, state_or_profile)
   return nash_conv(game, state_or_profile)

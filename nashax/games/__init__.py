@@ -12,6 +12,14 @@ from nashax.games.classic import (
     shapley,
     weighted_rock_paper_scissors,
 )
+from nashax.games.finite_sum import (
+    annotator_preference_sum,
+    random_annotator_preference_sum,
+    random_bilinear_sum,
+    random_least_squares,
+    robust_least_squares,
+    robust_least_squares_solution,
+)
 from nashax.games.preference import (
     annotator_mixture,
     bradley_terry,
@@ -25,6 +33,12 @@ from nashax.games.preference import (
 )
 
 __all__ = [
+    "annotator_preference_sum",
+    "random_annotator_preference_sum",
+    "random_bilinear_sum",
+    "random_least_squares",
+    "robust_least_squares",
+    "robust_least_squares_solution",
     "annotator_mixture",
     "bradley_terry_mixture",
     "contextual_bradley_terry",

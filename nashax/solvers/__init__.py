@@ -1,6 +1,6 @@
 """Solvers (``nashax.solvers``): each factory returns a ``Solver`` pytree; ``losses`` are pure functions."""
 
-from nashax.solvers import baselines, losses, nlhf
+from nashax.solvers import baselines, halpern, losses, nlhf
 from nashax.solvers.baselines import dpo_optimum, fit_bradley_terry, maxmin_rlhf, pooled_rlhf, rlhf_optimum
 from nashax.solvers.equilibrium import (
     extragradient,
@@ -20,6 +20,16 @@ from nashax.solvers.exact import (
     solve_lp,
     von_neumann_winner,
 )
+from nashax.solvers.halpern import (
+    eag,
+    feg,
+    forward_step,
+    projected_extragradient,
+    resolvent_step,
+    vr_halpern,
+    vr_halpern_resolvent,
+)
+from nashax.solvers.halpern import halpern as halpern_iteration
 from nashax.solvers.nlhf import (
     dno,
     egpo,
@@ -36,6 +46,15 @@ from nashax.solvers.nlhf import (
 )
 
 __all__ = [
+    "eag",
+    "feg",
+    "forward_step",
+    "halpern",
+    "halpern_iteration",
+    "projected_extragradient",
+    "resolvent_step",
+    "vr_halpern",
+    "vr_halpern_resolvent",
     "ExactSolution",
     "RegularizedNash",
     "baselines",
