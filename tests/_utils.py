@@ -5,8 +5,15 @@ import jax
 import numpy as np
 
 
+def _key_data(tree):
+  """Typed PRNG keys as their integer data (chex cannot compare key arrays)."""
+  return jax.tree.map(
+      lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key)
+      else x, tree)
+
+
 def assert_trees_close(a, b, rtol, atol):
-  chex.assert_trees_all_close(a, b, rtol=rtol, atol=atol)
+  chex.assert_trees_all_close(_key_data(a), _key_data(b), rtol=rtol, atol=atol)
 
 
 def assert_same_structure_shapes_dtypes(a, b):

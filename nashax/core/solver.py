@@ -109,8 +109,17 @@ def _check_concrete(name: str, value, *, integer: bool = False) -> None:
     raise ValueError(f"{name}: must be {kind}, got {value}")
 
 
+def _default_metric(game: Any, state: Any) -> Any:
+  """``metrics`` for games; the natural residual for operator problems."""
+  from nashax.core import operators
+
+  if isinstance(game, (operators.Operator, operators.FiniteSumOperator)):
+    return operators.residual(game, state)
+  return _metrics_fn(game, state)
+
+
 def run(solver: Solver, game: Any, key: jax.Array, *, num_steps: int, every: int = 1,
-        metric_fn: Callable = _metrics_fn) -> tuple[Any, Any]:
+        metric_fn: Callable = _default_metric) -> tuple[Any, Any]:
   """Runs ``num_steps`` steps with a metric trace every ``every`` steps.
 
   Args:
@@ -119,7 +128,8 @@ def run(solver: Solver, game: Any, key: jax.Array, *, num_steps: int, every: int
     key: PRNG key for ``init`` (random start) and stochastic steps.
     num_steps: total steps (static); a multiple of ``every``.
     every: steps between two trace entries (static).
-    metric_fn: ``(game, state) -> pytree`` recorded per chunk (static).
+    metric_fn: ``(game, state) -> pytree`` recorded per chunk (static); default
+      ``metrics`` for games, the natural residual for operator problems.
 
   Returns:
     ``(state, trace)``; the trace is ``metric_fn`` stacked to
@@ -147,7 +157,7 @@ def _run(
     *,
     num_steps: int,
     every: int = 1,
-    metric_fn: Callable = _metrics_fn,
+    metric_fn: Callable = _default_metric,
 ) -> tuple[Any, Any]:
   state = solver.init(game, key)
 

@@ -61,7 +61,8 @@ def random_annotator_preference_sum(key: jax.Array, n: int, k: int) -> ops.Finit
   """
   u = jax.random.uniform(key, (n, k, k))
   upper = jnp.triu(u, 1)
-  p = upper + jnp.swapaxes(1.0 - upper, 1, 2) * jnp.tril(jnp.ones((k, k)), -1) + 0.5 * jnp.eye(k)
+  lower = jnp.broadcast_to(jnp.tril(jnp.ones((k, k)), -1), (n, k, k))
+  p = upper + jnp.swapaxes(1.0 - upper, 1, 2) * lower + 0.5 * jnp.broadcast_to(jnp.eye(k), (n, k, k))
   return annotator_preference_sum(p)
 
 
@@ -77,7 +78,7 @@ def random_bilinear_sum(key: jax.Array, n: int, dim: int, lipschitz: float = 1.0
   if int(n) < 1 or int(dim) < 1:
     raise ValueError(f"n, dim: must be >= 1, got {n}, {dim}")
   k1, k2, k3, k4 = jax.random.split(key, 4)
-  a = jax.random.normal(k1, (dim, dim)) + spread * jax.random.normal(k2, (n, dim, dim))
+  a = jnp.broadcast_to(jax.random.normal(k1, (dim, dim)), (n, dim, dim)) + spread * jax.random.normal(k2, (n, dim, dim))
   if constrained:
     fs = ops.bilinear_finite_sum(a, constraint=ops.simplices(dim, dim, dtype=a.dtype))
   else:
@@ -160,7 +161,7 @@ def random_least_squares(key: jax.Array, n: int, dim: int, *, noise: float = 0.5
   """
   k1, k2, k3 = jax.random.split(key, 3)
   scales = decay ** (jnp.arange(dim) / 2.0)
-  a = jax.random.normal(k1, (n, dim)) * scales
+  a = jax.random.normal(k1, (n, dim)) * scales[None, :]
   a = a / jnp.linalg.norm(a, axis=1, keepdims=True)
   b = a @ jax.random.normal(k2, (dim,)) + noise * jax.random.normal(k3, (n,))
   return ops.least_squares_finite_sum(a[:, None, :], b[:, None])

@@ -1,0 +1,307 @@
+"""Monotone operators, residuals, constant checks, and the Halpern family (issue: monotone inclusions)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import lsq_linear
+
+import nashax
+from nashax import games, solvers
+from nashax.core import operators as ops
+from nashax.core.solver import NONFINITE, SUCCESS
+from nashax.solvers import halpern as H
+
+from _utils import assert_trees_close
+
+
+def _np_project_simplex(v):
+  u = np.sort(v)[::-1]
+  css = np.cumsum(u) - 1.0
+  rho = np.nonzero(u - css / np.arange(1, v.size + 1) > 0)[0][-1]
+  return np.maximum(v - css[rho] / (rho + 1.0), 0.0)
+
+
+# ----------------------------------------------------------------------------- operators and residuals
+
+
+def test_matrix_game_operator_and_constant():
+  """F(x, y) = (-A y, A^T x) written out; L = |A|_2 from numpy's SVD."""
+  with jax.enable_x64(True):
+    g = games.random_zero_sum(jax.random.key(0), 4, 6)
+    op = ops.from_matrix_game(g)
+    a = np.asarray(g.payoff)
+    z = np.random.default_rng(0).random(10)
+    np.testing.assert_allclose(op(jnp.asarray(z)), np.concatenate([-a @ z[4:], a.T @ z[:4]]), atol=1e-14)
+    np.testing.assert_allclose(float(op.lipschitz), np.linalg.svd(a, compute_uv=False)[0], rtol=1e-12)
+
+
+def test_natural_residual_against_numpy_projection():
+  """|z - Pi(z - F z)| recomputed with an independent numpy simplex projection (Duchi et al. 2008)."""
+  with jax.enable_x64(True):
+    g = games.random_zero_sum(jax.random.key(1), 5, 3)
+    op = ops.from_matrix_game(g)
+    z = np.asarray(op.constraint.project(jax.random.normal(jax.random.key(2), (8,), jnp.float64)))
+    v = z - np.asarray(op(jnp.asarray(z)))
+    ref = np.linalg.norm(z - np.concatenate([_np_project_simplex(v[:5]), _np_project_simplex(v[5:])]))
+    np.testing.assert_allclose(float(ops.natural_residual(op, jnp.asarray(z))), ref, rtol=1e-12)
+
+
+def test_tangent_residual_matches_a_least_squares_solve():
+  """dist(-F, N_C(z)) on simplices equals min_{lam, mu >= 0 on active} |F + lam 1 - mu| (scipy lsq_linear)."""
+  with jax.enable_x64(True):
+    g = games.random_zero_sum(jax.random.key(3), 6, 5)
+    op = ops.from_matrix_game(g)
+    for seed in range(5):
+      z = op.constraint.project(2.0 * jax.random.normal(jax.random.key(seed), (11,), jnp.float64))
+      f = np.asarray(op(z))
+      zn = np.asarray(z)
+      total = 0.0
+      for sl in (slice(0, 6), slice(6, 11)):
+        fb, zb = f[sl], zn[sl]
+        active = np.nonzero(zb <= 0)[0]
+        m = np.zeros((fb.size, 1 + active.size))
+        m[:, 0] = 1.0
+        for j, i in enumerate(active):
+          m[i, 1 + j] = -1.0
+        lo = np.r_[-np.inf, np.zeros(active.size)]
+        res = lsq_linear(m, -fb, bounds=(lo, np.full(1 + active.size, np.inf)), tol=1e-14)
+        total += np.sum((fb + m @ res.x) ** 2)
+      np.testing.assert_allclose(float(ops.tangent_residual(op, z)), np.sqrt(total), rtol=1e-6, atol=1e-10)
+
+
+def test_residuals_vanish_at_the_lp_equilibrium():
+  """At the LP equilibrium (scipy HiGHS) both residuals are ~0; at a random point both are positive."""
+  with jax.enable_x64(True):
+    g = games.random_zero_sum(jax.random.key(4), 5, 7)
+    sol = solvers.exact_equilibrium(g)
+    z = jnp.concatenate([jnp.asarray(sol.x, jnp.float64), jnp.asarray(sol.y, jnp.float64)])
+    assert float(ops.natural_residual(g, z)) < 1e-8
+    assert float(ops.tangent_residual(g, z)) < 1e-6
+    zr = ops.from_matrix_game(g).constraint.project(jax.random.normal(jax.random.key(0), (12,), jnp.float64))
+    assert float(ops.natural_residual(g, zr)) > 1e-2 and float(ops.tangent_residual(g, zr)) > 1e-2
+
+
+def test_unconstrained_residuals_equal_operator_norm():
+  with jax.enable_x64(True):
+    fs = games.random_bilinear_sum(jax.random.key(0), 10, 3)
+    z = jax.random.normal(jax.random.key(1), (6,), jnp.float64)
+    fz = float(jnp.linalg.norm(fs(z)))
+    np.testing.assert_allclose(float(ops.natural_residual(fs, z)), fz, rtol=1e-12)
+    np.testing.assert_allclose(float(ops.tangent_residual(fs, z)), fz, rtol=1e-12)
+
+
+def test_finite_sum_mean_component_and_batch_agree():
+  """The fast mean path equals the average of the components; a full batch equals F."""
+  with jax.enable_x64(True):
+    fs = games.random_bilinear_sum(jax.random.key(2), 12, 3)
+    z = jax.random.normal(jax.random.key(3), (6,), jnp.float64)
+    comps = jnp.stack([fs.component(i, z) for i in range(12)])
+    np.testing.assert_allclose(fs(z), comps.mean(0), atol=1e-13)
+    np.testing.assert_allclose(fs.batch(jnp.arange(12), z), comps.mean(0), atol=1e-13)
+    fs_rows = ops.matrix_game_rows(games.random_zero_sum(jax.random.key(4), 4, 3))
+    z2 = jax.random.uniform(jax.random.key(5), (7,), jnp.float64)
+    np.testing.assert_allclose(fs_rows(z2), fs_rows.batch(jnp.arange(4), z2), atol=1e-13)
+
+
+def test_bilinear_sum_has_the_requested_average_lipschitz_constant():
+  """L set to 2.5 exactly; check_constants' power iteration on E_i J_i^T J_i reaches it."""
+  with jax.enable_x64(True):
+    fs = games.random_bilinear_sum(jax.random.key(0), 30, 4, 2.5)
+    np.testing.assert_allclose(float(fs.lipschitz), 2.5, rtol=1e-12)
+    rep = ops.check_constants(fs, jax.random.key(1))
+    np.testing.assert_allclose(rep.average_lipschitz, 2.5, rtol=1e-6)
+    assert rep.lipschitz <= float(fs.full_lipschitz) * (1 + 1e-9)
+
+
+def test_wrong_constants_are_detected():
+  """A claimed L (or L_c) below the true one, or a non-monotone F, is refused by check_constants."""
+  with jax.enable_x64(True):
+    fs = games.random_bilinear_sum(jax.random.key(0), 20, 3)
+    ops.check_constants(fs, jax.random.key(1))  # the true constants pass
+    with pytest.raises(ValueError, match="lipschitz"):
+      ops.check_constants(fs.replace(lipschitz=fs.lipschitz * 0.95), jax.random.key(1))
+    with pytest.raises(ValueError, match="lipschitz"):
+      ops.check_constants(fs.replace(full_lipschitz=fs.full_lipschitz * 0.95), jax.random.key(1))
+    ls = games.random_least_squares(jax.random.key(2), 50, 4)
+    ls = jax.tree.map(lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, ls)
+    ops.check_constants(ls, jax.random.key(3))
+    with pytest.raises(ValueError, match="cocoercivity"):
+      ops.check_constants(ls.replace(full_cocoercivity=ls.full_cocoercivity * 0.5), jax.random.key(3))
+    g = ops.from_matrix_game(games.random_zero_sum(jax.random.key(0), 3, 3))
+    with pytest.raises(ValueError, match="lipschitz"):
+      ops.check_constants(g.replace(lipschitz=g.lipschitz * 0.9), jax.random.key(0))
+    neg = ops.Operator(lambda d, z: -z, None, ops.free(3, jnp.float64), jnp.asarray(1.0))
+    with pytest.raises(ValueError, match="not monotone"):
+      ops.check_constants(neg, jax.random.key(0))
+
+
+def _saddle(data, x, y):
+  a, mu = data
+  return 0.5 * mu * jnp.sum(x ** 2) + x @ a @ y - 0.5 * mu * jnp.sum(y ** 2)
+
+
+def test_from_saddle_uses_autodiff_gradients():
+  """f = mu/2 |x|^2 + x^T A y - mu/2 |y|^2: F = (mu x + A y, mu y - A^T x) by hand."""
+  with jax.enable_x64(True):
+    a = jax.random.normal(jax.random.key(0), (3, 2), jnp.float64)
+    op = ops.from_saddle(_saddle, (a, 0.3), 3, ops.free(5, jnp.float64))
+    z = jax.random.normal(jax.random.key(1), (5,), jnp.float64)
+    x, y = z[:3], z[3:]
+    np.testing.assert_allclose(op(z), jnp.concatenate([0.3 * x + a @ y, 0.3 * y - a.T @ x]), atol=1e-14)
+
+
+def test_kl_preference_operator_solution_is_the_regularized_nash():
+  """Extragradient on the floored-simplex KL game reaches pi*_beta of solvers.regularized_nash (a second algorithm)."""
+  with jax.enable_x64(True):
+    g = games.random_preference_game(jax.random.key(5), 5)
+    g = nashax.PreferenceGame.from_matrix(np.asarray(g.preference, np.float64)).regularized(0.5)
+    ref = solvers.regularized_nash(g, tol=1e-12)
+    op = ops.from_preference_game(g)
+    st, info = nashax.solve(H.projected_extragradient(), op, jax.random.key(0), tol=1e-10, max_steps=200_000,
+                            check_every=10)
+    nashax.check(info)
+    np.testing.assert_allclose(st.z[:5], ref.policy, atol=1e-6)
+    np.testing.assert_allclose(st.z[5:], ref.policy, atol=1e-6)
+
+
+def test_robust_least_squares_closed_form():
+  """F vanishes at the closed-form saddle point, and extragradient converges to it (derivation in the docstring)."""
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(0)
+    a, y0 = rng.normal(size=(12, 3)), rng.normal(size=12)
+    fs = games.robust_least_squares(a, y0, 3.0)
+    zs = games.robust_least_squares_solution(a, y0, 3.0)
+    assert float(jnp.linalg.norm(fs(jnp.asarray(zs)))) < 1e-13
+    ops.check_constants(fs, jax.random.key(0))
+    # Strongly monotone: the unanchored extragradient converges linearly, to 1e-9 here.
+    st, info = nashax.solve(H.projected_extragradient(), fs, jax.random.key(1), tol=1e-9, max_steps=500_000,
+                            check_every=20)
+    nashax.check(info)
+    np.testing.assert_allclose(st.z, zs, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- solvers reach the LP equilibrium
+
+
+@pytest.mark.parametrize("name", ["halpern", "vr_halpern_resolvent", "eag", "feg"])
+def test_reach_the_lp_equilibrium_of_random_games(name):
+  """Random 4x5 zero-sum games from 3 random starts: gap <= 1e-4 and strategies near the LP solution."""
+  make = {"halpern": lambda: solvers.halpern_iteration(), "vr_halpern_resolvent": lambda: H.vr_halpern_resolvent(),
+          "eag": lambda: H.eag(variant="varying"), "feg": lambda: H.feg()}[name]
+  with jax.enable_x64(True):
+    for seed in range(3):
+      g = games.random_zero_sum(jax.random.key(20 + seed), 4, 5)
+      g = nashax.MatrixGame(jnp.asarray(g.payoff, jnp.float64))
+      sol = solvers.exact_equilibrium(g)
+      st, info = nashax.solve(make(), g, jax.random.key(seed), tol=1e-4, max_steps=400_000, check_every=10)
+      nashax.check(info)
+      x0 = make().init(g, jax.random.key(seed)).profile[0]
+      assert float(jnp.max(jnp.abs(x0 - 0.25))) > 0.05  # not the uniform start
+      assert float(nashax.metrics(g, st).duality_gap) <= 1e-4
+      np.testing.assert_allclose(st.profile[0], sol.x, atol=5e-3)
+      np.testing.assert_allclose(st.profile[1], sol.y, atol=5e-3)
+
+
+def test_vr_halpern_reaches_the_annotator_average_minimax_winner():
+  """VR-Halpern (Alg. 2) on 30 annotators: the minimax winner of the mean preference (LP)."""
+  with jax.enable_x64(True):
+    fs = games.random_annotator_preference_sum(jax.random.key(3), 30, 4)
+    fs = jax.tree.map(lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, fs)
+    pbar = 0.5 - np.asarray(fs.mean_data[0])
+    sol = solvers.exact_equilibrium(nashax.PreferenceGame.from_matrix(pbar))
+    st, info = nashax.solve(H.vr_halpern_resolvent(), fs, jax.random.key(0), tol=1e-5, max_steps=100_000,
+                            check_every=10)
+    nashax.check(info)
+    np.testing.assert_allclose(st.z[:4], sol.x, atol=2e-3)
+
+
+def test_vr_halpern_cocoercive_reaches_least_squares_solution():
+  """VR-Halpern (Alg. 1) on least squares: the normal-equation solution (numpy lstsq)."""
+  with jax.enable_x64(True):
+    fs = games.random_least_squares(jax.random.key(0), 200, 4)
+    fs = jax.tree.map(lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, fs)
+    a, b = np.asarray(fs.data[0])[:, 0, :], np.asarray(fs.data[1])[:, 0]
+    xs = np.linalg.lstsq(a, b, rcond=None)[0]
+    st, info = nashax.solve(H.vr_halpern(), fs, jax.random.key(1), tol=5e-5, max_steps=10 ** 6, check_every=14)
+    nashax.check(info)
+    assert int(info.oracle_calls) < int(info.num_steps) * 200  # cheaper than a full pass per step
+    # |F(x)| = |G (x - x*)| >= lambda_min(G) |x - x*| for G = A^T A / n.
+    lam_min = np.linalg.eigvalsh(a.T @ a / a.shape[0])[0]
+    assert np.linalg.norm(np.asarray(st.z) - xs) <= 5e-5 / lam_min * (1 + 1e-6)
+
+
+def test_halpern_forward_step_on_cocoercive_operator():
+  with jax.enable_x64(True):
+    fs = games.random_least_squares(jax.random.key(0), 50, 3)
+    fs = jax.tree.map(lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, fs)
+    a, b = np.asarray(fs.data[0])[:, 0, :], np.asarray(fs.data[1])[:, 0]
+    st, info = nashax.solve(solvers.halpern_iteration(H.forward_step()), fs.full(), jax.random.key(1), tol=1e-5,
+                            max_steps=10 ** 6)
+    nashax.check(info)
+    lam_min = np.linalg.eigvalsh(a.T @ a / a.shape[0])[0]  # |F(x)| >= lambda_min |x - x*|
+    assert np.linalg.norm(np.asarray(st.z) - np.linalg.lstsq(a, b, rcond=None)[0]) <= 1e-5 / lam_min * (1 + 1e-6)
+
+
+# ----------------------------------------------------------------------------- stochastic methods
+
+
+@pytest.mark.parametrize("make", [lambda: H.vr_halpern(), lambda: H.vr_halpern_resolvent()], ids=["alg1", "alg2"])
+def test_stochastic_methods_reproducible_and_independent_under_vmap(make):
+  """Same key, same run; vmap over keys equals the loop; different keys give different runs."""
+  fs = games.random_least_squares(jax.random.key(0), 64, 3)
+  keys = jax.random.split(jax.random.key(7), 3)
+  run = lambda k: nashax.run(make(), fs, k, num_steps=6)[0]
+  a, b = run(keys[0]), run(keys[0])
+  assert_trees_close(a, b, rtol=0, atol=0)
+  vst = jax.vmap(run)(keys)
+  for i in range(3):
+    assert_trees_close(jax.tree.map(lambda x: x[i], vst), run(keys[i]), rtol=1e-5, atol=1e-6)
+  assert float(jnp.max(jnp.abs(vst.z[0] - vst.z[1]))) > 1e-6
+
+
+def test_vr_halpern_nan_data_gives_nonfinite():
+  fs = games.random_least_squares(jax.random.key(0), 16, 3)
+  a, b = fs.data
+  bad = ops.least_squares_finite_sum(a, b.at[3, 0].set(jnp.nan))
+  _, info = nashax.solve(H.vr_halpern(eta=0.5), bad, jax.random.key(0), tol=1e-6, max_steps=100)
+  assert int(info.status) == NONFINITE
+
+
+def test_vmap_over_finite_sum_problems():
+  fss = jax.vmap(lambda k: games.random_bilinear_sum(k, 8, 2))(jax.random.split(jax.random.key(0), 4))
+  sts, infos = jax.vmap(lambda f, k: nashax.solve(H.feg(), f, k, tol=1e-3, max_steps=50_000, check_every=10))(
+      fss, jax.random.split(jax.random.key(1), 4))
+  nashax.check(infos)
+  assert (np.asarray(infos.status) == SUCCESS).all()
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_is_refused():
+  fs = games.random_bilinear_sum(jax.random.key(0), 8, 2)
+  with pytest.raises(ValueError, match="cocoercivity"):
+    nashax.run(H.vr_halpern(), fs, jax.random.key(0), num_steps=2)  # bilinear is not cocoercive
+  with pytest.raises(ValueError, match="FiniteSumOperator"):
+    nashax.run(H.vr_halpern(0.1), fs.full(), jax.random.key(0), num_steps=2)
+  with pytest.raises(ValueError, match="alpha"):
+    H.eag(-1.0)
+  with pytest.raises(ValueError, match="variant"):
+    H.eag(variant="fast")
+  with pytest.raises(ValueError, match="rho"):
+    H.feg(1.0, rho=-0.6)
+  with pytest.raises(ValueError, match="inner_steps"):
+    H.resolvent_step(inner_steps=0)
+  with pytest.raises(ValueError, match="gamma"):
+    H.vr_halpern_resolvent(gamma=1.5)
+  with pytest.raises(ValueError, match="base"):
+    H.halpern(base=H.eag())
+  with pytest.raises(ValueError, match="lam"):
+    games.robust_least_squares(np.ones((3, 2)), np.ones(3), 0.5)
+  with pytest.raises(ValueError, match="preferences"):
+    games.annotator_preference_sum(np.ones((2, 3, 3)))
+  with pytest.raises(ValueError, match="problem"):
+    nashax.run(H.feg(1.0), nashax.NormalFormGame(jnp.ones((3, 2, 2, 2))), jax.random.key(0), num_steps=2)
+  with pytest.raises(ValueError, match="upper"):
+    ops.box(jnp.ones(3), jnp.zeros(3))
