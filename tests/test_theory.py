@@ -25,7 +25,8 @@ def test_issue_claims_are_registered():
 def test_claim_passes_fast(name, tmp_path):
   (r,) = registry.run_claims(name, fast=True, out_dir=str(tmp_path))
   assert r.status == "pass", r
-  assert 0 < r.worst_ratio <= 1.0
+  # Claims whose bound is attained exactly (Halpern's T = -I, FEG's tight instance) pass at 1 + rounding.
+  assert 0 < r.worst_ratio <= 1.0 + 1e-6
   assert all(os.path.getsize(f) > 1000 for f in r.figures)
 
 
