@@ -15,11 +15,8 @@ from nashax.solvers import halpern as H
 from _utils import assert_trees_close
 
 
-def _np_project_simplex(v):
-  u = np.sort(v)[::-1]
-  css = np.cumsum(u) - 1.0
-  rho = np.nonzero(u - css / np.arange(1, v.size + 1) > 0)[0][-1]
-  return np.maximum(v - css[rho] / (rho + 1.0), 0.0)
+from nashax.theory.monotone import _eag_v_alpha_inf
+from nashax.theory.monotone import np_project_simplex as _np_project_simplex
 
 
 # ----------------------------------------------------------------------------- operators and residuals
@@ -123,8 +120,7 @@ def test_wrong_constants_are_detected():
       ops.check_constants(fs.replace(lipschitz=fs.lipschitz * 0.95), jax.random.key(1))
     with pytest.raises(ValueError, match="lipschitz"):
       ops.check_constants(fs.replace(full_lipschitz=fs.full_lipschitz * 0.95), jax.random.key(1))
-    ls = games.random_least_squares(jax.random.key(2), 50, 4)
-    ls = jax.tree.map(lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, ls)
+    ls = games.random_least_squares(jax.random.key(2), 50, 4, dtype=jnp.float64)
     ops.check_constants(ls, jax.random.key(3))
     with pytest.raises(ValueError, match="cocoercivity"):
       ops.check_constants(ls.replace(full_cocoercivity=ls.full_cocoercivity * 0.5), jax.random.key(3))
@@ -206,8 +202,7 @@ def test_reach_the_lp_equilibrium_of_random_games(name):
 def test_vr_halpern_reaches_the_annotator_average_minimax_winner():
   """VR-Halpern (Alg. 2) on 30 annotators: the minimax winner of the mean preference (LP)."""
   with jax.enable_x64(True):
-    fs = games.random_annotator_preference_sum(jax.random.key(3), 30, 4)
-    fs = jax.tree.map(lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, fs)
+    fs = games.random_annotator_preference_sum(jax.random.key(3), 30, 4, dtype=jnp.float64)
     pbar = 0.5 - np.asarray(fs.mean_data[0])
     sol = solvers.exact_equilibrium(nashax.PreferenceGame.from_matrix(pbar))
     st, info = nashax.solve(H.vr_halpern_resolvent(), fs, jax.random.key(0), tol=1e-5, max_steps=100_000,
@@ -219,8 +214,7 @@ def test_vr_halpern_reaches_the_annotator_average_minimax_winner():
 def test_vr_halpern_cocoercive_reaches_least_squares_solution():
   """VR-Halpern (Alg. 1) on least squares: the normal-equation solution (numpy lstsq)."""
   with jax.enable_x64(True):
-    fs = games.random_least_squares(jax.random.key(0), 200, 4)
-    fs = jax.tree.map(lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, fs)
+    fs = games.random_least_squares(jax.random.key(0), 200, 4, dtype=jnp.float64)
     a, b = np.asarray(fs.data[0])[:, 0, :], np.asarray(fs.data[1])[:, 0]
     xs = np.linalg.lstsq(a, b, rcond=None)[0]
     st, info = nashax.solve(H.vr_halpern(), fs, jax.random.key(1), tol=5e-5, max_steps=10 ** 6, check_every=14)
@@ -233,8 +227,7 @@ def test_vr_halpern_cocoercive_reaches_least_squares_solution():
 
 def test_halpern_forward_step_on_cocoercive_operator():
   with jax.enable_x64(True):
-    fs = games.random_least_squares(jax.random.key(0), 50, 3)
-    fs = jax.tree.map(lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, fs)
+    fs = games.random_least_squares(jax.random.key(0), 50, 3, dtype=jnp.float64)
     a, b = np.asarray(fs.data[0])[:, 0, :], np.asarray(fs.data[1])[:, 0]
     st, info = nashax.solve(solvers.halpern_iteration(H.forward_step()), fs.full(), jax.random.key(1), tol=1e-5,
                             max_steps=10 ** 6)
@@ -261,19 +254,55 @@ def test_stochastic_methods_reproducible_and_independent_under_vmap(make):
 
 
 def test_vr_halpern_nan_data_gives_nonfinite():
+  """NaN that gets past the constructors (data replaced by hand) ends as NONFINITE, not SUCCESS."""
   fs = games.random_least_squares(jax.random.key(0), 16, 3)
   a, b = fs.data
-  bad = ops.least_squares_finite_sum(a, b.at[3, 0].set(jnp.nan))
+  bad = fs.replace(data=(a, b.at[3, 0].set(jnp.nan)), mean_data=(fs.mean_data[0], fs.mean_data[1] * jnp.nan))
   _, info = nashax.solve(H.vr_halpern(eta=0.5), bad, jax.random.key(0), tol=1e-6, max_steps=100)
   assert int(info.status) == NONFINITE
 
 
 def test_vmap_over_finite_sum_problems():
-  fss = jax.vmap(lambda k: games.random_bilinear_sum(k, 8, 2))(jax.random.split(jax.random.key(0), 4))
-  sts, infos = jax.vmap(lambda f, k: nashax.solve(H.feg(), f, k, tol=1e-3, max_steps=50_000, check_every=10))(
-      fss, jax.random.split(jax.random.key(1), 4))
+  """A batch of problems in one vmap gives, per problem, the unbatched solve."""
+  keys = jax.random.split(jax.random.key(0), 4)
+  fss = jax.vmap(lambda k: games.random_bilinear_sum(k, 8, 2))(keys)
+  solve = lambda f, k: nashax.solve(H.feg(), f, k, tol=1e-3, max_steps=50_000, check_every=10)
+  sts, infos = jax.vmap(solve)(fss, keys)
   nashax.check(infos)
   assert (np.asarray(infos.status) == SUCCESS).all()
+  for i in range(4):
+    st, info = solve(games.random_bilinear_sum(keys[i], 8, 2), keys[i])
+    assert int(info.num_steps) == int(infos.num_steps[i])
+    np.testing.assert_allclose(st.z, sts.z[i], rtol=1e-4, atol=1e-5)
+
+
+def test_projected_extragradient_equals_the_game_extragradient():
+  """On a matrix game the operator-form EG is solvers.extragradient(euclidean, last) step for step."""
+  with jax.enable_x64(True):
+    g = games.random_zero_sum(jax.random.key(8), 4, 3)
+    g = nashax.MatrixGame(jnp.asarray(g.payoff, jnp.float64))
+    ref = solvers.extragradient(0.2, geometry="euclidean", iterate="last")
+    st_ref, _ = nashax.run(ref, g, jax.random.key(2), num_steps=30)
+    x0 = jnp.concatenate(ref.init(g, jax.random.key(2)).profile)
+    st, _ = nashax.run(H.projected_extragradient(0.2, x0=x0), g, jax.random.key(0), num_steps=30)
+    np.testing.assert_allclose(st.profile[0], st_ref.profile[0], atol=1e-12)
+    np.testing.assert_allclose(st.profile[1], st_ref.profile[1], atol=1e-12)
+
+
+def test_eag_v_step_limit_matches_theory():
+  """EAG-V's alpha_inf at alpha_0 L = 0.618.
+
+  The verifier's vectorised tail equals the plain recursion loop (1e5 steps) to 1e-12; the limit agrees
+  with THEORY.md's [D] alpha_inf L = 0.43659 and constant 26.65 to their quoted digits (our longer run
+  gives 0.436541: the tail beyond k contributes about alpha^2/((1 - alpha^2) k), 2e-4 at k = 1e3).
+  """
+  a = 0.618
+  for k in range(100_000):
+    a = a * (1 - a * a / ((k + 1) * (k + 3) * (1 - a * a)))
+  np.testing.assert_allclose(_eag_v_alpha_inf(0.618, steps=100_000), a, rtol=1e-12)
+  a_inf = _eag_v_alpha_inf(0.618)
+  np.testing.assert_allclose(a_inf, 0.43659, atol=1e-4)
+  np.testing.assert_allclose(4 * (1 + 0.618 * a_inf) / a_inf ** 2, 26.65, atol=1e-2)
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -305,3 +334,18 @@ def test_bad_input_is_refused():
     nashax.run(H.feg(1.0), nashax.NormalFormGame(jnp.ones((3, 2, 2, 2))), jax.random.key(0), num_steps=2)
   with pytest.raises(ValueError, match="upper"):
     ops.box(jnp.ones(3), jnp.zeros(3))
+  with pytest.raises(ValueError, match="floor"):
+    ops.simplices(3, floor=0.4)  # 3 x 0.4 >= 1: nothing left
+  with pytest.raises(ValueError, match="floor"):
+    ops.from_preference_game(nashax.PreferenceGame.from_matrix([[0.5, 0.7], [0.3, 0.5]]).regularized(0.5),
+                             floor=-0.1)
+  with pytest.raises(ValueError, match="a"):
+    ops.bilinear_finite_sum(jnp.full((2, 2, 2), jnp.nan))
+  with pytest.raises(ValueError, match="b"):
+    ops.least_squares_finite_sum(jnp.ones((2, 1, 2)), jnp.array([[1.0], [jnp.inf]]))
+  with pytest.raises(ValueError, match="x0"):
+    H.feg(1.0, x0=jnp.array([0.0, jnp.nan]))
+  with pytest.raises(ValueError, match="x0"):
+    nashax.run(H.feg(x0=jnp.zeros(3)), fs, jax.random.key(0), num_steps=2)  # fs lives in R^4
+  with pytest.raises(ValueError, match="eta"):
+    ops.natural_residual(fs, jnp.zeros(4), eta=0.0)

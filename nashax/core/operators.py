@@ -35,6 +35,7 @@ import numpy as np
 
 from nashax.core import _struct
 from nashax.core import simplex
+from nashax.core import validate
 from nashax.core.games import MatrixGame, PreferenceGame
 
 __all__ = [
@@ -151,12 +152,30 @@ def simplices(*sizes: int, masks: Optional[Sequence] = None, floor: Any = 0.0, d
   """
   dtype = dtype or jnp.result_type(float)
   masks = masks or (None,) * len(sizes)
+  _check_floor(floor, sizes, masks)
   mask = jnp.concatenate([jnp.ones((n,), bool) if m is None else jnp.asarray(m, bool)
                           for n, m in zip(sizes, masks)])
   d = int(sum(sizes))
   lower = jnp.where(mask, jnp.broadcast_to(jnp.asarray(floor, dtype), (d,)), 0.0).astype(dtype)
   return Constraint(("simplex",) * len(sizes), tuple(int(n) for n in sizes), lower,
                     jnp.full((d,), jnp.inf, dtype), mask)
+
+
+def _check_floor(floor, sizes, masks) -> None:
+  """A simplex floor must be finite, >= 0 and leave room: sum over legal entries < 1."""
+  if isinstance(floor, jax.core.Tracer) or any(isinstance(m, jax.core.Tracer) for m in masks):
+    return
+  fl = np.asarray(floor, np.float64)
+  if not np.isfinite(fl).all() or (fl < 0).any():
+    raise ValueError(f"floor: must be finite and >= 0, got {floor}")
+  start = 0
+  for n, m in zip(sizes, masks):
+    blk = np.broadcast_to(fl, (int(sum(sizes)),))[start:start + n] if fl.ndim else np.full(n, float(fl))
+    legal = np.ones(n, bool) if m is None else np.asarray(m, bool)
+    if blk[legal].sum() >= 1.0:
+      raise ValueError(f"floor: the floors of a simplex block sum to {blk[legal].sum():.4g} >= 1 "
+                       f"(no distribution is left)")
+    start += n
 
 
 def product(*constraints: Constraint) -> Constraint:
@@ -337,6 +356,8 @@ def from_preference_game(game: PreferenceGame, *, floor: Any = None, constants: 
   a = game.preference - 0.5
   n = a.shape[-1]
   ref = jnp.exp(game.log_ref)
+  if floor is not None:
+    _check_floor(floor, (n,), (game.action_mask,))
   fl = 0.5 * ref * jnp.exp(-1.0 / game.beta) if floor is None else jnp.broadcast_to(jnp.asarray(floor, a.dtype), (n,))
   masks = (game.action_mask, game.action_mask)
   c = simplices(n, n, masks=masks, dtype=a.dtype)
@@ -397,6 +418,14 @@ def finite_sum_from_saddle(f_i: Callable, data: Any, x_dim: int, constraint: Con
                            name="saddle_sum")
 
 
+def _finite_if_concrete(x, name):
+  """``x`` unchanged; a concrete array with NaN or inf is refused (traced data passes: vmap)."""
+  if isinstance(x, jax.core.Tracer):
+    return x
+  validate.finite_array(x, name)
+  return x
+
+
 def _affine_bilinear_component(data, z):
   a, b, c = data
   m = a.shape[-2]
@@ -419,12 +448,12 @@ def bilinear_finite_sum(a: jax.typing.ArrayLike, b: Any = None, c: Any = None,
     c: ``[n, k]`` (default 0).
     constraint: default free on ``R^{m+k}``.
   """
-  a = jnp.asarray(a)
+  a = jnp.asarray(_finite_if_concrete(a, "a"))
   if a.ndim != 3:
     raise ValueError(f"a: expected [n, m, k], got shape {a.shape}")
   n, m, k = a.shape
-  b = jnp.zeros((n, m), a.dtype) if b is None else jnp.asarray(b, a.dtype)
-  c = jnp.zeros((n, k), a.dtype) if c is None else jnp.asarray(c, a.dtype)
+  b = jnp.zeros((n, m), a.dtype) if b is None else jnp.asarray(_finite_if_concrete(b, "b"), a.dtype)
+  c = jnp.zeros((n, k), a.dtype) if c is None else jnp.asarray(_finite_if_concrete(c, "c"), a.dtype)
   if b.shape != (n, m) or c.shape != (n, k):
     raise ValueError(f"b, c: expected shapes {(n, m)} and {(n, k)}, got {b.shape} and {c.shape}")
   constraint = free(m + k, a.dtype) if constraint is None else constraint
@@ -456,8 +485,8 @@ def least_squares_finite_sum(a: jax.typing.ArrayLike, b: jax.typing.ArrayLike,
     b: ``[n, r]``.
     constraint: default free.
   """
-  a = jnp.asarray(a)
-  b = jnp.asarray(b, a.dtype)
+  a = jnp.asarray(_finite_if_concrete(a, "a"))
+  b = jnp.asarray(_finite_if_concrete(b, "b"), a.dtype)
   if a.ndim != 3 or b.shape != a.shape[:2]:
     raise ValueError(f"b: expected shape {a.shape[:2]} for a of shape {a.shape}, got {b.shape}")
   d = a.shape[-1]
@@ -536,6 +565,8 @@ def natural_residual(op: Any, z: jax.Array, eta: jax.typing.ArrayLike = 1.0) -> 
   ``F(zb) + (z - eta F z - zb)/eta`` lies in ``(F + N_C)(zb)``, so
   ``dist(0, (F + N_C)(zb)) <= (1 + eta L) r(z)``.
   """
+  if not isinstance(eta, jax.core.Tracer) and not float(eta) > 0:
+    raise ValueError(f"eta: must be > 0, got {eta}")
   op = as_operator(op, constants=False)
   return jnp.linalg.norm(z - op.constraint.project(z - eta * op(z))) / eta
 

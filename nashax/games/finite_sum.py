@@ -40,34 +40,36 @@ def annotator_preference_sum(preferences: jax.typing.ArrayLike) -> ops.FiniteSum
   ``F_i(x, y) = (-(P_i - 1/2) y, (P_i - 1/2)^T x)``.
 
   Args:
-    preferences: ``[n, K, K]`` (validated: each a preference matrix).
+    preferences: ``[n, K, K]`` (validated: each a preference matrix); a
+      floating dtype is kept.
   """
   p = np.asarray(preferences, np.float64)
   if p.ndim != 3:
     raise ValueError(f"preferences: expected [n, K, K], got shape {p.shape}")
   for i in range(p.shape[0]):
     validate.preference_matrix(p[i], f"preferences[{i}]")
-  a = -(jnp.asarray(preferences, jnp.result_type(float)) - 0.5)
+  pj = jnp.asarray(preferences)
+  a = -(pj.astype(pj.dtype if jnp.issubdtype(pj.dtype, jnp.floating) else jnp.result_type(float)) - 0.5)
   k = a.shape[-1]
   fs = ops.bilinear_finite_sum(a, constraint=ops.simplices(k, k, dtype=a.dtype))
   return fs.replace(name="annotator_preference_sum")
 
 
-def random_annotator_preference_sum(key: jax.Array, n: int, k: int) -> ops.FiniteSumOperator:
+def random_annotator_preference_sum(key: jax.Array, n: int, k: int, dtype: Any = None) -> ops.FiniteSumOperator:
   """``n`` annotators with independent random preference matrices over ``k`` responses.
 
   Each ``P_i``: upper triangle Uniform(0, 1), lower triangle ``1 - P^T``
   (THEORY.md section 0's generator).
   """
-  u = jax.random.uniform(key, (n, k, k))
+  u = jax.random.uniform(key, (n, k, k), dtype or jnp.result_type(float))
   upper = jnp.triu(u, 1)
-  lower = jnp.broadcast_to(jnp.tril(jnp.ones((k, k)), -1), (n, k, k))
-  p = upper + jnp.swapaxes(1.0 - upper, 1, 2) * lower + 0.5 * jnp.broadcast_to(jnp.eye(k), (n, k, k))
+  lower = jnp.broadcast_to(jnp.tril(jnp.ones((k, k), u.dtype), -1), (n, k, k))
+  p = upper + jnp.swapaxes(1.0 - upper, 1, 2) * lower + 0.5 * jnp.broadcast_to(jnp.eye(k, dtype=u.dtype), (n, k, k))
   return annotator_preference_sum(p)
 
 
 def random_bilinear_sum(key: jax.Array, n: int, dim: int, lipschitz: float = 1.0, *,
-                        spread: float = 1.0, constrained: bool = False) -> ops.FiniteSumOperator:
+                        spread: float = 1.0, constrained: bool = False, dtype: Any = None) -> ops.FiniteSumOperator:
   """``F_i(x, y) = (A_i y + b_i, -A_i^T x + c_i)`` with average Lipschitz constant exactly ``lipschitz``.
 
   ``A_i = M + spread * N_i`` (``M``, ``N_i`` standard Gaussian ``dim x dim``),
@@ -77,12 +79,14 @@ def random_bilinear_sum(key: jax.Array, n: int, dim: int, lipschitz: float = 1.0
   validate.positive_scalar(lipschitz, "lipschitz")
   if int(n) < 1 or int(dim) < 1:
     raise ValueError(f"n, dim: must be >= 1, got {n}, {dim}")
+  dtype = dtype or jnp.result_type(float)
   k1, k2, k3, k4 = jax.random.split(key, 4)
-  a = jnp.broadcast_to(jax.random.normal(k1, (dim, dim)), (n, dim, dim)) + spread * jax.random.normal(k2, (n, dim, dim))
+  a = (jnp.broadcast_to(jax.random.normal(k1, (dim, dim), dtype), (n, dim, dim))
+       + spread * jax.random.normal(k2, (n, dim, dim), dtype))
   if constrained:
     fs = ops.bilinear_finite_sum(a, constraint=ops.simplices(dim, dim, dtype=a.dtype))
   else:
-    fs = ops.bilinear_finite_sum(a, jax.random.normal(k3, (n, dim)), jax.random.normal(k4, (n, dim)))
+    fs = ops.bilinear_finite_sum(a, jax.random.normal(k3, (n, dim), dtype), jax.random.normal(k4, (n, dim), dtype))
   s = lipschitz / fs.lipschitz
   a, b, c = fs.data
   return ops.bilinear_finite_sum(a * s, b * s, c * s, fs.constraint)
@@ -153,15 +157,16 @@ def robust_least_squares_solution(a: Any, y0: Any, lam: float = 2.0) -> np.ndarr
 
 
 def random_least_squares(key: jax.Array, n: int, dim: int, *, noise: float = 0.5,
-                         decay: float = 0.5) -> ops.FiniteSumOperator:
+                         decay: float = 0.5, dtype: Any = None) -> ops.FiniteSumOperator:
   """``F_i(x) = a_i (a_i^T x - b_i)`` with unit rows: average cocoercivity ``L_c = 1`` for every ``n``.
 
   Rows are Gaussian with covariance ``diag(decay^j)``, normalised to unit
-  length; ``b_i = a_i^T x_true + noise * N(0, 1)``.
+  length; ``b_i = a_i^T x_true + noise * N(0, 1)``; ``dtype`` defaults to JAX's float.
   """
+  dtype = dtype or jnp.result_type(float)
   k1, k2, k3 = jax.random.split(key, 3)
-  scales = decay ** (jnp.arange(dim) / 2.0)
-  a = jax.random.normal(k1, (n, dim)) * scales[None, :]
+  scales = decay ** (jnp.arange(dim, dtype=dtype) / 2.0)
+  a = jax.random.normal(k1, (n, dim), dtype) * scales[None, :]
   a = a / jnp.linalg.norm(a, axis=1, keepdims=True)
-  b = a @ jax.random.normal(k2, (dim,)) + noise * jax.random.normal(k3, (n,))
+  b = a @ jax.random.normal(k2, (dim,), dtype) + noise * jax.random.normal(k3, (n,), dtype)
   return ops.least_squares_finite_sum(a[:, None, :], b[:, None])

@@ -85,7 +85,10 @@ def _start(problem, op, key, x0, init_scale):
   con = op.constraint
   dtype = con.lower.dtype
   if x0 is not None:
-    return con.project(jnp.asarray(x0, dtype))
+    x0 = jnp.asarray(x0, dtype)
+    if x0.shape != (con.dim,):
+      raise ValueError(f"x0: expected shape ({con.dim},) for this problem, got {x0.shape}")
+    return con.project(x0)
   if _is_game(problem):
     sizes = con.sizes
     masks = tuple(con.blocks(con.mask))
@@ -120,6 +123,16 @@ def _const(value, name, what):
 
 def _opt(name, value, strict=True):
   return None if value is None else c.hparam(name, value, strict=strict)
+
+
+def _point(x0):
+  """A starting point: None, or a finite vector (checked when concrete)."""
+  if x0 is None or isinstance(x0, jax.core.Tracer):
+    return x0
+  arr = jnp.asarray(x0)
+  if arr.ndim != 1 or not bool(jnp.all(jnp.isfinite(arr))):
+    raise ValueError(f"x0: must be a finite 1-D vector, got shape {arr.shape}")
+  return arr
 
 
 # ----------------------------------------------------------------------------- base maps
@@ -256,7 +269,7 @@ def halpern(base: Optional[BaseMap] = None, *, x0: Any = None, init_scale: float
   base = resolvent_step() if base is None else base
   if not isinstance(base, BaseMap):
     raise ValueError(f"base: expected a BaseMap (forward_step() or resolvent_step()), got {type(base).__name__}")
-  hp = _HalpernParams(base, x0, c.hparam("init_scale", init_scale, strict=False))
+  hp = _HalpernParams(base, _point(x0), c.hparam("init_scale", init_scale, strict=False))
   return Solver(_halpern_init, _halpern_step, hp, "halpern")
 
 
@@ -328,7 +341,7 @@ def eag(alpha: Any = None, *, variant: str = "constant", x0: Any = None, init_sc
     nonconvex-nonconcave min-max optimization and comonotone inclusion", arXiv 2206.05248.
   """
   c.check_option("variant", variant, ("constant", "varying"))
-  hp = _EAGParams(_opt("alpha", alpha), x0, c.hparam("init_scale", init_scale, strict=False), variant)
+  hp = _EAGParams(_opt("alpha", alpha), _point(x0), c.hparam("init_scale", init_scale, strict=False), variant)
   return Solver(_eag_init, _eag_step, hp, f"eag_{variant}")
 
 
@@ -388,7 +401,7 @@ def feg(lipschitz: Any = None, rho: Any = 0.0, *, x0: Any = None, init_scale: fl
   if lip is not None and not isinstance(lip, jax.core.Tracer) and not isinstance(rho, jax.core.Tracer):
     if float(rho) <= -0.5 / float(lip):
       raise ValueError(f"rho: must be > -1/(2L) = {-0.5 / float(lip):.4g}, got {rho}")
-  hp = _FEGParams(lip, rho_arr, x0, c.hparam("init_scale", init_scale, strict=False))
+  hp = _FEGParams(lip, rho_arr, _point(x0), c.hparam("init_scale", init_scale, strict=False))
   return Solver(_feg_init, _feg_step, hp, "feg")
 
 
@@ -419,7 +432,9 @@ def _eg_step(hp, problem, state):
 def projected_extragradient(eta: Any = None, *, x0: Any = None, init_scale: float = 1.0) -> Solver:
   """Korpelevich's extragradient on an operator: ``z+ = Pi(z - eta F(Pi(z - eta F z)))`` (last iterate).
 
-  The baseline the anchored methods improve on (no anchor).
+  The baseline the anchored methods improve on (no anchor). On a matrix game it
+  is ``solvers.extragradient(eta, geometry="euclidean", iterate="last")`` step
+  for step (a test checks it); this form takes any operator and finite sum.
 
   Args:
     eta: step size, ``< 1/L``; default ``1/(2L)``.
@@ -435,7 +450,7 @@ def projected_extragradient(eta: Any = None, *, x0: Any = None, init_scale: floa
     Gorbunov, Loizou & Gidel, "Extragradient method: O(1/K) last-iterate convergence
     for monotone variational inequalities and connections with cocoercivity", AISTATS 2022.
   """
-  hp = _EGParams(_opt("eta", eta), x0, c.hparam("init_scale", init_scale, strict=False))
+  hp = _EGParams(_opt("eta", eta), _point(x0), c.hparam("init_scale", init_scale, strict=False))
   return Solver(_eg_init, _eg_step, hp, "projected_extragradient")
 
 
@@ -510,7 +525,7 @@ def vr_halpern(eta: Any = None, *, batch_size: Optional[int] = None, x0: Any = N
   """
   if batch_size is not None and int(batch_size) < 1:
     raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
-  hp = _VRParams(_opt("eta", eta), batch_size, x0, c.hparam("init_scale", init_scale, strict=False))
+  hp = _VRParams(_opt("eta", eta), batch_size, _point(x0), c.hparam("init_scale", init_scale, strict=False))
   return Solver(_vr_init, _vr_step, hp, "vr_halpern")
 
 
@@ -607,5 +622,5 @@ def vr_halpern_resolvent(scale: Any = None, *, inner_factor: float = 1.0, gamma:
   if not 0 < float(gamma) < 1:
     raise ValueError(f"gamma: must be in (0, 1), got {gamma}")
   hp = _VRResParams(_opt("scale", scale), c.hparam("inner_factor", inner_factor), jnp.asarray(float(gamma)),
-                    x0, c.hparam("init_scale", init_scale, strict=False))
+                    _point(x0), c.hparam("init_scale", init_scale, strict=False))
   return Solver(_vrr_init, _vrr_step, hp, "vr_halpern_resolvent")
