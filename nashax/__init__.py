@@ -6,7 +6,15 @@ drivers ``run`` and ``solve``, ``metrics`` and ``check``. ``nashax.policies``
 """
 
 from nashax import core, games, solvers
-from nashax.core.games import ContextualPreferenceGame, MatrixGame, NormalFormGame, PreferenceGame
+from nashax.core import divergences
+from nashax.core.games import (
+    ContextualPreferenceGame,
+    FRegularizedGame,
+    MatrixGame,
+    NormalFormGame,
+    PreferenceGame,
+    TargetDistribution,
+)
 from nashax.core.metrics import Metrics, metrics
 from nashax.core.solver import Info, Solver, check, run, solve
 
@@ -14,6 +22,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ContextualPreferenceGame",
+    "FRegularizedGame",
+    "TargetDistribution",
+    "divergences",
     "Info",
     "MatrixGame",
     "Metrics",

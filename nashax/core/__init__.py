@@ -1,7 +1,16 @@
 """The shared vocabulary (``nashax.core``): games, simplex helpers, metrics, the solver protocol."""
 
-from nashax.core import metrics, operators, simplex, validate
-from nashax.core.games import ContextualPreferenceGame, MatrixGame, NormalFormGame, PreferenceGame, pad, stack
+from nashax.core import divergences, metrics, operators, simplex, validate
+from nashax.core.games import (
+    ContextualPreferenceGame,
+    FRegularizedGame,
+    MatrixGame,
+    NormalFormGame,
+    PreferenceGame,
+    TargetDistribution,
+    pad,
+    stack,
+)
 from nashax.core.metrics import (
     Metrics,
     default_residual,
@@ -11,11 +20,16 @@ from nashax.core.metrics import (
     kl_to_optimum,
     nash_conv,
     preference_gap,
+    target_distance,
     utilities,
 )
 from nashax.core.solver import DIVERGED, MAX_STEPS, NONFINITE, RESULTS, SUCCESS, Info, Solver, check, run, solve
 
 __all__ = [
+    "divergences",
+    "FRegularizedGame",
+    "TargetDistribution",
+    "target_distance",
     "operators",
     "DIVERGED",
     "Info",

@@ -8,6 +8,10 @@ Shapes follow OpenSpiel (STYLE section 2):
   ``P + P^T = 1``; the KL-regularised form adds ``beta: []`` and ``log_ref: [n]``.
 * ``ContextualPreferenceGame.preference: [x, n, n]``: one preference game per
   prompt, with ``prompt_weights: [x]`` and (regularised) ``log_ref: [x, n]``.
+* ``FRegularizedGame``: a preference game whose regulariser is any
+  f-divergence ``D_f(pi || ref)`` (``core.divergences``).
+* ``TargetDistribution``: an energy-based target ``p(x) ∝ a(x) b(x)`` over
+  ``n`` outcomes, the problem f-DPG approximates.
 
 Every number that defines the equilibrium is a field. The raw constructors do
 not validate (they must work under ``vmap`` and ``jit``); the named
@@ -25,8 +29,10 @@ import numpy as np
 
 from nashax.core import _struct
 from nashax.core import validate
+from nashax.core.divergences import Divergence
 
-__all__ = ["MatrixGame", "NormalFormGame", "PreferenceGame", "ContextualPreferenceGame", "stack", "pad"]
+__all__ = ["MatrixGame", "NormalFormGame", "PreferenceGame", "ContextualPreferenceGame", "FRegularizedGame",
+           "TargetDistribution", "stack", "pad"]
 
 
 @_struct.dataclass
@@ -162,6 +168,24 @@ class PreferenceGame:
     ref = np.full(n, 1.0 / n) if pi_ref is None else validate.distribution(pi_ref, "pi_ref", size=n)
     return self.replace(beta=jnp.asarray(beta, self.preference.dtype), log_ref=_log_reference(ref, self.preference.dtype))
 
+  def f_regularized(self, beta: jax.typing.ArrayLike, divergence: Divergence,
+                    pi_ref: Optional[jax.typing.ArrayLike] = None) -> "FRegularizedGame":
+    """The game regularised by ``beta D_f(pi || pi_ref)`` for any f-divergence.
+
+    With ``divergences.reverse_kl()`` it is the game of ``regularized(beta, pi_ref)``.
+
+    Args:
+      beta: ``[]`` strength, > 0.
+      divergence: a ``core.divergences.Divergence``.
+      pi_ref: ``[n]`` reference policy with full support (default uniform).
+    """
+    if not isinstance(divergence, Divergence):
+      raise ValueError(f"divergence: expected a core.divergences.Divergence, got {type(divergence).__name__}")
+    if self.action_mask is not None:
+      raise ValueError("game: f-regularised games take no action_mask; drop the masked actions first")
+    g = self.regularized(beta, pi_ref)
+    return FRegularizedGame(g.preference, g.beta, g.log_ref, divergence)
+
   @property
   def num_actions(self) -> int:
     return self.preference.shape[-1]
@@ -173,6 +197,109 @@ class PreferenceGame:
   def as_matrix_game(self) -> MatrixGame:
     """The unregularised game as a zero-sum matrix game with payoff ``P - 1/2``."""
     return MatrixGame(self.preference - 0.5, self.action_mask, self.action_mask)
+
+
+@_struct.dataclass
+class FRegularizedGame:
+  """Symmetric preference game regularised by an f-divergence.
+
+  ``V(pi1, pi2) = pi1^T P pi2 - beta D_f(pi1 || ref) + beta D_f(pi2 || ref)``:
+  the NLHF game (Munos et al. 2024) with the KL replaced by ``D_f``, as f-DPG
+  and f-DPO replace it in RLHF and DPO. For a strictly convex ``f`` its
+  symmetric equilibrium is the unique fixed point of
+  ``pi = argmax_q <q, P pi> - beta D_f(q || ref)``
+  (``divergences.regularized_argmax``). Build it with
+  ``PreferenceGame.f_regularized``.
+
+  Attributes:
+    preference: ``[n, n]`` with ``P + P^T = 1``.
+    beta: ``[]`` regularisation strength.
+    log_ref: ``[n]`` log reference policy.
+    divergence: the ``Divergence`` (its ``alpha`` is traced).
+  """
+
+  preference: jax.Array
+  beta: jax.Array
+  log_ref: jax.Array
+  divergence: Divergence
+
+  @property
+  def num_actions(self) -> int:
+    return self.preference.shape[-1]
+
+  @property
+  def is_regularized(self) -> bool:
+    return True
+
+  @property
+  def action_mask(self) -> None:
+    return None
+
+
+@_struct.dataclass
+class TargetDistribution:
+  """An energy-based target ``p(x) = a(x) b(x) / Z`` over ``n`` outcomes.
+
+  ``a`` is the base model (a normalised distribution), ``b >= 0`` the
+  preference: ``b = exp(r / beta)`` turns reverse-KL f-DPG into RLHF with a KL
+  penalty, ``b = 1[x in C]`` into a hard constraint (GDC). Go et al.
+  (ICML 2023) approximate ``p`` by minimising ``D_f(pi || p)``.
+
+  Attributes:
+    log_base: ``[n]`` ``log a`` (normalised).
+    log_score: ``[n]`` ``log b`` (``-inf`` where ``b = 0``).
+  """
+
+  log_base: jax.Array
+  log_score: jax.Array
+
+  @classmethod
+  def from_reward(cls, reward: jax.typing.ArrayLike, beta: jax.typing.ArrayLike,
+                  base: Optional[jax.typing.ArrayLike] = None, dtype: Any = None) -> "TargetDistribution":
+    """``p ∝ base exp(reward / beta)``: the optimum of ``E_pi r - beta KL(pi || base)``."""
+    r = validate.finite_array(reward, "reward")
+    if r.ndim != 1 or r.size < 2:
+      raise ValueError(f"reward: expected a vector of at least 2 outcomes, got shape {r.shape}")
+    validate.positive_scalar(beta, "beta")
+    a = np.full(r.size, 1.0 / r.size) if base is None else validate.distribution(base, "base", size=r.size)
+    dtype = dtype or jnp.result_type(float)
+    with np.errstate(divide="ignore"):
+      la = np.log(np.clip(a, 0.0, None))
+    return cls(jnp.asarray(la, dtype), jnp.asarray(r / float(beta), dtype))
+
+  @classmethod
+  def from_constraint(cls, satisfied: jax.typing.ArrayLike, base: Optional[jax.typing.ArrayLike] = None,
+                      dtype: Any = None) -> "TargetDistribution":
+    """``p ∝ base 1[satisfied]``: the base model conditioned on a constraint."""
+    c = np.asarray(satisfied, bool)
+    if c.ndim != 1 or c.size < 2:
+      raise ValueError(f"satisfied: expected a boolean vector of at least 2 outcomes, got shape {c.shape}")
+    a = np.full(c.size, 1.0 / c.size) if base is None else validate.distribution(base, "base", size=c.size)
+    if not (a[c] > 0).any():
+      raise ValueError("satisfied: no outcome with positive base probability satisfies the constraint")
+    dtype = dtype or jnp.result_type(float)
+    with np.errstate(divide="ignore"):
+      la = np.log(np.clip(a, 0.0, None))
+    return cls(jnp.asarray(la, dtype), jnp.asarray(np.where(c, 0.0, -np.inf), dtype))
+
+  @property
+  def num_outcomes(self) -> int:
+    return self.log_base.shape[-1]
+
+  @property
+  def log_unnormalized(self) -> jax.Array:
+    """``log P = log a + log b``."""
+    return self.log_base + self.log_score
+
+  @property
+  def log_partition(self) -> jax.Array:
+    """``log Z = log sum_x a(x) b(x)``."""
+    return jax.scipy.special.logsumexp(self.log_unnormalized, axis=-1)
+
+  @property
+  def log_prob(self) -> jax.Array:
+    """``log p`` (normalised)."""
+    return jax.nn.log_softmax(self.log_unnormalized, axis=-1)
 
 
 @_struct.dataclass

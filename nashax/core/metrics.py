@@ -9,6 +9,9 @@ for a ``PreferenceGame`` a single ``[n]`` policy means the symmetric profile
   games; zero exactly at a Nash equilibrium (THEORY.md section 0b).
 * ``nash_conv = sum_k [max_a u_k(a, sigma_-k) - u_k(sigma)]`` (OpenSpiel's
   convention); ``exploitability = nash_conv / num_players``.
+* For an f-regularised game (``FRegularizedGame``),
+  ``Gap(x, y) = h(P y) + beta D_f(y||ref) + h(P x) + beta D_f(x||ref) - 1`` with
+  ``h(r) = max_pi <pi, r> - beta D_f(pi||ref)`` (``divergences.regularized_max``).
 * For a regularised preference game, the exact gap of
   ``V(pi1, pi2) = pi1^T P pi2 - beta KL(pi1||ref) + beta KL(pi2||ref)``:
   ``Gap(x, y) = beta LSE_ref(P y / beta) + beta KL(y||ref)
@@ -23,10 +26,12 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
-from nashax.core import simplex
-from nashax.core.games import ContextualPreferenceGame, MatrixGame, NormalFormGame, PreferenceGame
+from nashax.core import divergences, simplex
+from nashax.core.games import (ContextualPreferenceGame, FRegularizedGame, MatrixGame, NormalFormGame, PreferenceGame,
+                               TargetDistribution)
 
 _PREF = (PreferenceGame, ContextualPreferenceGame)
+_SYM = _PREF + (FRegularizedGame,)  # games whose bare [n] profile means (pi, pi)
 
 __all__ = [
     "Metrics",
@@ -41,6 +46,7 @@ __all__ = [
     "as_profile",
     "preference_value",
     "best_response",
+    "target_distance",
 ]
 
 
@@ -64,7 +70,7 @@ class Metrics(NamedTuple):
 def as_profile(game: Any, state_or_profile: Any) -> tuple:
   """The profile (a tuple of strategies) of a solver state or a bare profile."""
   profile = getattr(state_or_profile, "profile", state_or_profile)
-  if isinstance(game, _PREF) and not isinstance(profile, (tuple, list)):
+  if isinstance(game, _SYM) and not isinstance(profile, (tuple, list)):
     return (profile, profile)
   return tuple(profile)
 
@@ -108,7 +114,8 @@ def utilities(game: Any, profile: tuple) -> tuple:
 def nash_conv(game: Any, state_or_profile: Any) -> jax.Array:
   """``sum_k max_a u_k(a, sigma_-k) - u_k(sigma)`` over legal actions."""
   profile = as_profile(game, state_or_profile)
-  if isinstance(game, ContextualPreferenceGame) or (isinstance(game, PreferenceGame) and game.is_regularized):
+  if isinstance(game, (ContextualPreferenceGame, FRegularizedGame)) or (
+      isinstance(game, PreferenceGame) and game.is_regularized):
     return preference_gap(game, profile)
   us = utilities(game, profile)
   masks = game.masks if not isinstance(game, PreferenceGame) else (game.action_mask,) * 2
@@ -121,7 +128,7 @@ def nash_conv(game: Any, state_or_profile: Any) -> jax.Array:
 def duality_gap(game: Any, state_or_profile: Any) -> jax.Array:
   """Duality gap of a zero-sum matrix game or (regularised) preference game."""
   profile = as_profile(game, state_or_profile)
-  if isinstance(game, _PREF):
+  if isinstance(game, _SYM):
     return preference_gap(game, profile)
   if isinstance(game, MatrixGame):
     x, y = profile
@@ -174,6 +181,8 @@ def best_response(game: Any, opponent: jax.Array) -> jax.Array:
     opponent: the opponent's policy, same shape as the player's.
   """
   r = _win_rates(game.preference, opponent)
+  if isinstance(game, FRegularizedGame):
+    return jnp.exp(divergences.regularized_argmax(r, game.log_ref, game.beta, game.divergence))
   if game.is_regularized:
     return jax.nn.softmax(_log_ref(game) + r / game.beta, axis=-1)
   if game.action_mask is not None:
@@ -185,6 +194,9 @@ def best_response(game: Any, opponent: jax.Array) -> jax.Array:
 def preference_value(game: Any, pi: jax.Array, pi_opp: jax.Array) -> jax.Array:
   """``V(pi, pi') = E_x[pi^T P pi' - beta KL(pi||ref) + beta KL(pi'||ref)]`` (THEORY.md section 0)."""
   v = jnp.sum(pi * _win_rates(game.preference, pi_opp), axis=-1)
+  if isinstance(game, FRegularizedGame):
+    d = game.divergence
+    return v - game.beta * d(jnp.log(pi), game.log_ref) + game.beta * d(jnp.log(pi_opp), game.log_ref)
   if game.is_regularized:
     lr = game.log_ref
     v = v - game.beta * simplex.kl_from_logs(jnp.log(pi), lr) + game.beta * simplex.kl_from_logs(jnp.log(pi_opp), lr)
@@ -201,6 +213,10 @@ def preference_gap(game: Any, state_or_profile: Any) -> jax.Array:
   """
   x, y = as_profile(game, state_or_profile)
   p = game.preference
+  if isinstance(game, FRegularizedGame):
+    d, beta, lr = game.divergence, game.beta, game.log_ref
+    half = lambda s, o: (divergences.regularized_max(_win_rates(p, o), lr, beta, d) + beta * d(jnp.log(s), lr))
+    return half(y, y) + half(x, x) - 1.0
   if not game.is_regularized:
     g = _masked_max(_win_rates(p, y), game.action_mask) + _masked_max(_win_rates(p, x), game.action_mask) - 1.0
     return _prompt_mean(game, g)
@@ -234,7 +250,7 @@ def metrics(game: Any, state_or_profile: Any, optimum: Optional[Any] = None) -> 
   profile = as_profile(game, state_or_profile)
   nc = nash_conv(game, profile)
   gap = None
-  if isinstance(game, (MatrixGame,) + _PREF):
+  if isinstance(game, (MatrixGame,) + _SYM):
     gap = duality_gap(game, profile)
   kl = None
   if optimum is not None:
@@ -253,9 +269,17 @@ def default_residual(game: Any, state_or_profile: Any) -> jax.Array:
 
   if isinstance(game, (operators.Operator, operators.FiniteSumOperator)):
     return operators.residual(game, state_or_profile)
-  if isinstance(game, (MatrixGame,) + _PREF):
+  if isinstance(game, TargetDistribution):
+    return target_distance(game, state_or_profile)
+  if isinstance(game, (MatrixGame,) + _SYM):
     return duality_gap(game, state_or_profile)
   return nash_conv(game, state_or_profile)
+
+
+def target_distance(target: TargetDistribution, state_or_profile: Any) -> jax.Array:
+  """Total-variation distance ``(1/2) sum_x |pi(x) - p(x)|`` to a ``TargetDistribution``."""
+  pi = getattr(state_or_profile, "profile", state_or_profile)
+  return 0.5 * jnp.sum(jnp.abs(pi - jnp.exp(target.log_prob)), axis=-1)
 
 
 def entropy_regularized_gap(game: Any, state_or_profile: Any, tau: jax.typing.ArrayLike) -> jax.Array:

@@ -110,11 +110,16 @@ def _check_concrete(name: str, value, *, integer: bool = False) -> None:
 
 
 def _default_metric(game: Any, state: Any) -> Any:
-  """``metrics`` for games; the natural residual for operator problems."""
+  """``metrics`` for games; the natural residual for operator problems; the
+  total-variation distance for a ``TargetDistribution``."""
   from nashax.core import operators
+  from nashax.core.games import TargetDistribution
+  from nashax.core.metrics import target_distance
 
   if isinstance(game, (operators.Operator, operators.FiniteSumOperator)):
     return operators.residual(game, state)
+  if isinstance(game, TargetDistribution):
+    return target_distance(game, state)
   return _metrics_fn(game, state)
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from nashax.core.divergences import Divergence
+
 __all__ = [
     "dpo_loss",
     "ipo_loss",
@@ -35,6 +37,10 @@ __all__ = [
     "mnpo_loss",
     "egpo_loss",
     "dno_loss",
+    "f_dpo_loss",
+    "f_dpg_loss",
+    "f_dpg_pseudo_reward",
+    "log_partition_estimate",
 ]
 
 Array = jax.Array
@@ -208,3 +214,73 @@ def dno_loss(logp_1: ArrayLike, logp_2: ArrayLike, prev_1: ArrayLike, prev_2: Ar
   d = ((jnp.asarray(logp_1) - jnp.asarray(prev_1)) - (jnp.asarray(logp_2) - jnp.asarray(prev_2))) / eta
   s = jax.nn.sigmoid(jnp.asarray(reward_1) - jnp.asarray(reward_2))
   return -(s * jax.nn.log_sigmoid(d) + (1.0 - s) * jax.nn.log_sigmoid(-d))
+
+
+def f_dpo_loss(logp_chosen: ArrayLike, logp_rejected: ArrayLike, ref_chosen: ArrayLike,
+               ref_rejected: ArrayLike, beta: ArrayLike, divergence: Divergence) -> Array:
+  r"""f-DPO: ``-log sigmoid(beta [f'(pi/ref)(y_w) - f'(pi/ref)(y_l)])``.
+
+  The implicit reward ``beta f'(pi(y)/pi_ref(y))`` replaces DPO's
+  ``beta log(pi(y)/pi_ref(y))``: by the KKT conditions of
+  ``max_pi E_pi r - beta D_f(pi || pi_ref)``, ``r(y) = beta f'(pi*(y)/pi_ref(y)) + const``
+  (``divergences.regularized_argmax`` inverts it). With ``reverse_kl`` it is
+  ``dpo_loss``, operation for operation. Total variation is excluded by the
+  paper (``f'`` is not invertible) but computes.
+
+  References:
+    Wang et al., "Beyond Reverse KL: Generalizing Direct Preference
+    Optimization with Diverse Divergence Constraints", ICLR 2024,
+    arXiv:2309.16240, Theorem 1 and eq. 8.
+  """
+  lw = divergence.link(jnp.asarray(logp_chosen) - jnp.asarray(ref_chosen))
+  ll = divergence.link(jnp.asarray(logp_rejected) - jnp.asarray(ref_rejected))
+  return -jax.nn.log_sigmoid(beta * (lw - ll))
+
+
+def log_partition_estimate(log_target: ArrayLike, log_proposal: ArrayLike, axis: int = -1) -> Array:
+  """``log Z_hat = log mean_i P(x_i) / q(x_i)`` for samples ``x_i ~ q`` (unbiased ``Z_hat``).
+
+  References:
+    Go et al., ICML 2023, arXiv:2302.08215, Sec. 3 (the importance-sampling estimate of ``Z``).
+  """
+  w = jnp.asarray(log_target) - jnp.asarray(log_proposal)
+  return jax.scipy.special.logsumexp(w, axis=axis) - jnp.log(w.shape[axis])
+
+
+def f_dpg_pseudo_reward(logp: ArrayLike, log_target: ArrayLike, log_partition: ArrayLike,
+                        divergence: Divergence) -> Array:
+  """f-DPG's pseudo-reward ``-f'(pi(x) / p(x))``, ``p = P / Z`` (no gradient flows through it).
+
+  References:
+    Go et al., ICML 2023, arXiv:2302.08215, Theorem 1 (``-f'`` as the reward of a policy gradient).
+  """
+  log_t = jax.lax.stop_gradient(jnp.asarray(logp)) - (jnp.asarray(log_target) - log_partition)
+  return -divergence.fprime_log(divergence.alpha, log_t)
+
+
+def f_dpg_loss(logp: ArrayLike, log_target: ArrayLike, log_proposal: ArrayLike, log_partition: ArrayLike,
+               baseline: ArrayLike, divergence: Divergence) -> Array:
+  r"""Surrogate loss whose gradient is the f-DPG estimator of ``grad D_f(pi_theta || p)``.
+
+  .. math:: \ell(x) = -\frac{\pi(x)}{q(x)}\,\big(-f'(\pi(x)/p(x)) - B\big)\,\log\pi_\theta(x),
+     \qquad x \sim q,
+
+  with ``p = P / Z`` the normalised target (``log_target = log P``, ``log Z``
+  exact or ``log_partition_estimate``), the importance weight and the
+  pseudo-reward ``-f'`` held constant, and ``B`` a baseline (a moving average
+  of past pseudo-rewards, as in the authors' code). Since
+  ``E_pi grad log pi = 0``, any constant ``B`` leaves the expectation
+  ``grad D_f = E_pi[f'(pi/p) grad log pi]`` unchanged. ``q = pi`` (on-policy:
+  pass ``log_proposal = logp``) gives weights 1. With ``reverse_kl`` and
+  ``P = a e^{r/beta}`` the gradient is ``-(1/beta) grad(E_pi r - beta KL(pi||a))``
+  (RLHF with a KL penalty).
+
+  References:
+    Go et al., "Aligning Language Models with Preferences through
+    f-divergence Minimization", ICML 2023, arXiv:2302.08215, Theorem 1 and
+    Algorithm 1; the authors' library naver/disco (``FDivergenceLoss``).
+  """
+  logp = jnp.asarray(logp)
+  w = jnp.exp(jax.lax.stop_gradient(logp) - jnp.asarray(log_proposal))
+  adv = f_dpg_pseudo_reward(logp, log_target, log_partition, divergence) - baseline
+  return -jax.lax.stop_gradient(w * adv) * logp
