@@ -13,15 +13,18 @@ FOUNDATION_CLAIMS = ["hedge_average_gap", "extragradient_ergodic_gap", "optimist
 NLHF_CLAIMS = ["nash_md_last_iterate_kl", "egpo_linear_rate", "mpo_linear_rate", "inpo_last_iterate_kl",
                "sppo_average_gap", "onpo_average_gap", "bt_rlhf_vs_minimax_winner", "maxmin_rlhf_impossibility"]
 MONOTONE_CLAIMS = ["halpern_last_iterate", "eag_feg_residual", "vr_halpern_complexity", "exit_criterion_sound"]
+FDIV_CLAIMS = ["divergence_axioms", "f_dpg_reaches_target", "f_dpg_alignment_diversity", "f_dpo_optimum",
+               "f_game_equilibrium"]
+RANKING_CLAIMS = ["alpharank_limits"]
 
 
 def test_issue_claims_are_registered():
   names = [c.name for c in registry.claims()]
-  for n in FOUNDATION_CLAIMS + NLHF_CLAIMS + MONOTONE_CLAIMS:
+  for n in FOUNDATION_CLAIMS + NLHF_CLAIMS + MONOTONE_CLAIMS + FDIV_CLAIMS + RANKING_CLAIMS:
     assert n in names
 
 
-@pytest.mark.parametrize("name", FOUNDATION_CLAIMS + NLHF_CLAIMS + MONOTONE_CLAIMS)
+@pytest.mark.parametrize("name", FOUNDATION_CLAIMS + NLHF_CLAIMS + MONOTONE_CLAIMS + FDIV_CLAIMS + RANKING_CLAIMS)
 def test_claim_passes_fast(name, tmp_path):
   (r,) = registry.run_claims(name, fast=True, out_dir=str(tmp_path))
   assert r.status == "pass", r

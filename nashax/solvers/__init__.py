@@ -1,6 +1,7 @@
 """Solvers (``nashax.solvers``): each factory returns a ``Solver`` pytree; ``losses`` are pure functions."""
 
-from nashax.solvers import baselines, halpern, losses, nlhf
+from nashax.solvers import alpharank, baselines, fdiv, halpern, losses, nlhf
+from nashax.solvers.alpharank import alpharank as alpha_rank
 from nashax.solvers.baselines import dpo_optimum, fit_bradley_terry, maxmin_rlhf, pooled_rlhf, rlhf_optimum
 from nashax.solvers.equilibrium import (
     extragradient,
@@ -20,6 +21,7 @@ from nashax.solvers.exact import (
     solve_lp,
     von_neumann_winner,
 )
+from nashax.solvers.fdiv import f_dpg, f_extragradient
 from nashax.solvers.halpern import (
     eag,
     feg,
@@ -46,6 +48,11 @@ from nashax.solvers.nlhf import (
 )
 
 __all__ = [
+    "alpharank",
+    "alpha_rank",
+    "fdiv",
+    "f_dpg",
+    "f_extragradient",
     "eag",
     "feg",
     "forward_step",

@@ -1,0 +1,269 @@
+"""alpha-rank: ranking strategies by the stationary distribution of an evolutionary Markov chain.
+
+K populations of size ``m`` play a normal-form game ``payoffs: [K, a_1, ..., a_K]``
+(the player axis first). Under small mutation at most one population holds a
+mutant, so the chain lives on pure profiles ``s``; from ``s`` a mutant
+``tau`` of population ``k`` fixates with probability ``rho`` (Fermi selection
+with intensity ``alpha``), and
+
+    C[s -> s'] = eta rho_k(s^k -> tau; s^-k),   eta = 1 / sum_k (|S^k| - 1),
+
+for ``s'`` = ``s`` with ``s^k`` replaced by ``tau``; ``C[s -> s] = 1 - sum``.
+The ranking is the stationary distribution ``pi = pi C``. A symmetric
+two-player game can instead be read as one population (``single_population``):
+its chain lives on the strategies themselves, with the fitness of a mixed
+population of ``p`` mutants.
+
+Everything is computed in log-space: ``log rho`` from stable ``expm1`` /
+``logsumexp`` forms, and ``pi`` by the Grassmann-Taksar-Heyman state
+reduction on log-rates (only sums of positive terms, no subtraction), so
+``alpha = 1e4`` or more gives finite, correct answers whose mass ratios are
+themselves exponentially small. ``alpha = inf`` is the limit: mass on the
+sink strongly connected components of the response graph.
+
+References:
+  Omidshafiei et al., "alpha-Rank: Multi-Agent Evaluation by Evolution",
+  Scientific Reports 2019, arXiv:1903.01373 (eqs. 2-4, the infinite-alpha limit).
+  Grassmann, Taksar & Heyman, "Regenerative analysis and steady state
+  distributions for Markov chains", Operations Research 1985 (GTH).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["AlphaRank", "alpharank", "fixation_log_prob", "single_population_log_rates",
+           "multi_population_log_rates", "stationary_log", "profiles", "response_graph", "infinite_alpha_log_rates"]
+
+# log of the epsilon of the infinite-alpha chain: exp(-1e4) underflows, its log does not, and GTH
+# works on logs, so the eps -> 0 limit is reached to rounding.
+_LOG_EPS = -1.0e4
+
+
+class AlphaRank(NamedTuple):
+  """Result of ``alpharank``.
+
+  Attributes:
+    pi: ``[N]`` stationary distribution over the chain's states (pure profiles in
+      C order of ``payoffs.shape[1:]``, or strategies for one population).
+    log_rates: ``[N, N]`` ``log C[s -> s']`` off the diagonal (``-inf`` where no move).
+    residual: ``|pi C - pi|_1``, the invariance certificate.
+  """
+
+  pi: jax.Array
+  log_rates: jax.Array
+  residual: jax.Array
+
+
+def _log_ratio_expm1(x, m):
+  """``log((1 - e^{-x}) / (1 - e^{-m x}))`` for any real ``x``; ``-log m`` at ``x = 0``."""
+  small = jnp.abs(x) < 1e-12
+  xs = jnp.where(small, 1.0, x)
+  pos = xs > 0
+  # x > 0: log(-expm1(-x)) - log(-expm1(-m x)); x < 0: (m - 1) x + log(expm1(x) / expm1(m x)).
+  a = jnp.log(-jnp.expm1(-jnp.abs(xs))) - jnp.log(-jnp.expm1(-m * jnp.abs(xs)))
+  val = jnp.where(pos, a, (m - 1.0) * xs + a)
+  return jnp.where(small, -jnp.log(m), val)
+
+
+def fixation_log_prob(delta_f: jax.typing.ArrayLike, alpha: jax.typing.ArrayLike, m: int) -> jax.Array:
+  """``log rho = log[(1 - e^{-alpha df}) / (1 - e^{-m alpha df})]`` (``-log m`` when ``df = 0``)."""
+  x = jnp.asarray(alpha) * jnp.asarray(delta_f)
+  return _log_ratio_expm1(x, float(m))
+
+
+def profiles(shape) -> np.ndarray:
+  """``[N, K]`` all pure profiles of a game with ``shape = (a_1, ..., a_K)``, in C order."""
+  return np.array(list(itertools.product(*[range(a) for a in shape])), dtype=np.int32).reshape(-1, len(shape))
+
+
+def multi_population_log_rates(payoffs: jax.Array, alpha, m: int) -> jax.Array:
+  """``[N, N]`` log transition rates of the multi-population chain (``-inf`` off single deviations)."""
+  shape = payoffs.shape[1:]
+  n = int(np.prod(shape))
+  eta = 1.0 / sum(a - 1 for a in shape)
+  src, dst, pop = _deviations(shape)
+  flat = payoffs.reshape(len(shape), n)
+  df = flat[pop, dst] - flat[pop, src]
+  logr = jnp.log(eta) + fixation_log_prob(df, alpha, m)
+  return jnp.full((n, n), -jnp.inf, logr.dtype).at[src, dst].set(logr)
+
+
+def single_population_log_rates(table: jax.Array, alpha, m: int, local_selection: bool = False) -> jax.Array:
+  """``[n, n]`` log transition rates of the single-population chain for ``table[r, s]`` = payoff of r vs s.
+
+  General model: ``rho_{s->r} = [1 + sum_{l=1}^{m-1} prod_{p=1}^{l} e^{-alpha (f_r(p) - f_s(m-p))}]^{-1}``,
+  ``f_r(p) = ((p-1) M[r,r] + (m-p) M[r,s]) / (m-1)``, ``f_s(m-p) = ((m-p-1) M[s,s] + p M[s,r]) / (m-1)``;
+  the local model uses ``rho`` of ``df = M[r,s] - M[s,r]``.
+  """
+  n = table.shape[-1]
+  eta = 1.0 / (n - 1)
+  if local_selection:
+    df = table - table.T  # [r, s]: M[r, s] - M[s, r]
+    logr = fixation_log_prob(df, alpha, m).T  # rate s -> r at [s, r]
+  else:
+    p = jnp.arange(1, m, dtype=table.dtype)[None, None, :]  # mutants r in the population
+    mrr, mrs = jnp.diag(table)[:, None, None], table[:, :, None]
+    mss, msr = jnp.diag(table)[None, :, None], table.T[:, :, None]
+    f_r = ((p - 1.0) * mrr + (m - p) * mrs) / (m - 1.0)  # [r, s, p]
+    f_s = ((m - p - 1.0) * mss + p * msr) / (m - 1.0)
+    c = jnp.cumsum(-alpha * (f_r - f_s), axis=-1)
+    zero = jnp.zeros(c.shape[:-1] + (1,), c.dtype)
+    logrho = -jax.scipy.special.logsumexp(jnp.concatenate([zero, c], axis=-1), axis=-1)  # [r, s]
+    logr = logrho.T
+  logr = jnp.log(eta) + logr
+  return jnp.where(jnp.eye(n, dtype=bool), -jnp.inf, logr)
+
+
+def _deviations(shape):
+  """(src, dst, pop) of every single-population deviation between pure profiles, C order."""
+  k_pop = len(shape)
+  n = int(np.prod(shape))
+  prof = profiles(shape)
+  strides = np.array([int(np.prod(shape[i + 1:])) for i in range(k_pop)], np.int64)
+  src, dst, pop = [], [], []
+  for k in range(k_pop):
+    for s in range(n):
+      for tau in range(shape[k]):
+        if tau != prof[s, k]:
+          src.append(s); dst.append(s + (tau - prof[s, k]) * strides[k]); pop.append(k)
+  return np.array(src), np.array(dst), np.array(pop)
+
+
+def response_graph(payoffs: jax.typing.ArrayLike, single_population: bool = False, weak: bool = False) -> jax.Array:
+  """``bool[N, N]``: ``s -> s'`` when ``s'`` is a single deviation of ``s`` strictly better for the deviator.
+
+  ``weak=True`` adds ties (both directions), the graph whose sink strongly
+  connected components carry the infinite-alpha mass. One population
+  (``table[r, s]``): ``s -> r`` when ``M[r, s] > M[s, r]`` (the mutant beats the resident).
+  """
+  x = jnp.asarray(payoffs)
+  if single_population:
+    table = x if x.ndim == 2 else x[0]
+    df = (table - table.T).T
+    off = ~jnp.eye(table.shape[-1], dtype=bool)
+    return off & ((df >= 0) if weak else (df > 0))
+  shape = x.shape[1:]
+  n = int(np.prod(shape))
+  src, dst, pop = _deviations(shape)
+  flat = x.reshape(len(shape), n)
+  better = (flat[pop, dst] >= flat[pop, src]) if weak else (flat[pop, dst] > flat[pop, src])
+  return jnp.zeros((n, n), bool).at[src, dst].set(better)
+
+
+def infinite_alpha_log_rates(payoffs: jax.typing.ArrayLike, single_population: bool = False) -> jax.Array:
+  """The alpha -> inf chain: ``eta (1 - eps)`` to strictly better deviations, ``eta eps`` to worse ones,
+  ``eta / 2`` on ties, with ``log eps = -1e4`` (the eps -> 0 limit to rounding; Omidshafiei et al., Sec. 3.2)."""
+  x = jnp.asarray(payoffs)
+  if single_population:
+    table = x if x.ndim == 2 else x[0]
+    n = table.shape[-1]
+    df = (table - table.T).T  # [s, r]: M[r, s] - M[s, r]
+    eta = 1.0 / (n - 1)
+    lr = jnp.log(eta) + jnp.where(df > 0, 0.0, jnp.where(df < 0, _LOG_EPS, -math.log(2.0)))
+    return jnp.where(jnp.eye(n, dtype=bool), -jnp.inf, lr)
+  shape = x.shape[1:]
+  n = int(np.prod(shape))
+  src, dst, pop = _deviations(shape)
+  flat = x.reshape(len(shape), n)
+  df = flat[pop, dst] - flat[pop, src]
+  eta = 1.0 / sum(a - 1 for a in shape)
+  lr = jnp.log(eta) + jnp.where(df > 0, 0.0, jnp.where(df < 0, _LOG_EPS, -math.log(2.0)))
+  return jnp.full((n, n), -jnp.inf, lr.dtype).at[src, dst].set(lr)
+
+
+def stationary_log(log_rates: jax.Array) -> jax.Array:
+  """``log pi`` of the chain with off-diagonal log-rates, by GTH state reduction in log-space.
+
+  Exact up to rounding for any irreducible chain, however small its rates
+  (every step adds and divides positive quantities); O(N^3), jit-able.
+  """
+  n = log_rates.shape[-1]
+  q = jnp.where(jnp.eye(n, dtype=bool), -jnp.inf, log_rates)
+  idx = jnp.arange(n)
+
+  def reduce(i, carry):
+    q, log_s = carry
+    k = n - 1 - i
+    keep = idx < k
+    s = jax.scipy.special.logsumexp(jnp.where(keep, q[k], -jnp.inf))
+    upd = q[:, k][:, None] + q[k][None, :] - s
+    both = keep[:, None] & keep[None, :] & ~jnp.eye(n, dtype=bool)
+    q = jnp.where(both, jnp.logaddexp(q, upd), q)
+    return q, log_s.at[k].set(s)
+
+  q, log_s = jax.lax.fori_loop(0, n - 1, reduce, (q, jnp.zeros(n, q.dtype)))
+
+  def back(k, lp):
+    keep = idx < k
+    val = jax.scipy.special.logsumexp(jnp.where(keep, lp + q[:, k], -jnp.inf)) - log_s[k]
+    return lp.at[k].set(val)
+
+  lp = jax.lax.fori_loop(1, n, back, jnp.zeros(n, q.dtype).at[1:].set(-jnp.inf))
+  return lp - jax.scipy.special.logsumexp(lp)
+
+
+def _residual(pi, log_rates):
+  c = jnp.exp(log_rates)
+  c = c + jnp.diag(1.0 - jnp.sum(c, axis=-1))
+  return jnp.sum(jnp.abs(pi @ c - pi))
+
+
+def alpharank(payoffs: jax.typing.ArrayLike, alpha: jax.typing.ArrayLike = 1.0, m: int = 50, *,
+              single_population: bool = False, local_selection: bool = False) -> AlphaRank:
+  """alpha-rank of a normal-form game (finite ``alpha``, log-space, direct GTH solve).
+
+  Args:
+    payoffs: ``[K, a_1, ..., a_K]`` (player axis first); with
+      ``single_population`` either ``[n, n]`` (``M[r, s]`` = payoff of ``r``
+      against ``s``) or a symmetric two-player ``[2, n, n]`` (its row player's table is used).
+    alpha: selection intensity ``>= 0`` (traced: vmap over it); ``inf`` gives the
+      limit chain (``infinite_alpha_log_rates``), whose mass sits on the sink
+      strongly connected components of ``response_graph``.
+    m: population size ``>= 2`` (static).
+    single_population: one population for a symmetric two-player game.
+    local_selection: OpenSpiel's local selection model (single population).
+
+  Returns:
+    ``AlphaRank(pi, log_rates, residual)``.
+  """
+  _check(payoffs, alpha, m, single_population)
+  x = jnp.asarray(payoffs)
+  if not isinstance(alpha, jax.core.Tracer) and np.isinf(np.asarray(alpha, np.float64)).any():
+    lr = infinite_alpha_log_rates(x, single_population)
+    pi = jnp.exp(stationary_log(lr))
+    return AlphaRank(pi, lr, _residual(pi, lr))
+  if single_population:
+    table = x if x.ndim == 2 else x[0]
+    lr = single_population_log_rates(table, jnp.asarray(alpha, table.dtype), m, local_selection)
+  else:
+    lr = multi_population_log_rates(x, jnp.asarray(alpha, x.dtype), m)
+  pi = jnp.exp(stationary_log(lr))
+  return AlphaRank(pi, lr, _residual(pi, lr))
+
+
+def _check(payoffs, alpha, m, single_population):
+  if isinstance(payoffs, jax.core.Tracer):
+    return
+  a = np.asarray(payoffs, np.float64)
+  if not np.isfinite(a).all():
+    raise ValueError("payoffs: contain NaN or inf")
+  if single_population:
+    if not (a.ndim == 2 and a.shape[0] == a.shape[1]) and not (a.ndim == 3 and a.shape[0] == 2 and a.shape[1] == a.shape[2]):
+      raise ValueError(f"payoffs: a single population needs [n, n] or [2, n, n], got shape {a.shape}")
+  elif a.ndim < 2 or a.shape[0] != a.ndim - 1:
+    raise ValueError(f"payoffs: expected [K, a_1, ..., a_K] with the player axis first (K = ndim - 1), "
+                     f"got shape {a.shape}")
+  if isinstance(m, bool) or int(m) != m or m < 2:
+    raise ValueError(f"m: population size must be an integer >= 2, got {m!r}")
+  if not isinstance(alpha, jax.core.Tracer):
+    al = np.asarray(alpha, np.float64)
+    if np.isnan(al).any() or (al < 0).any() or al.ndim != 0:
+      raise ValueError(f"alpha: must be a scalar >= 0 (inf for the limit), got {alpha!r}")
+

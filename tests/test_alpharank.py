@@ -1,0 +1,155 @@
+"""alpha-rank: known values, limits, and the log-space solve.
+
+Independent sources: the stationary distribution of Han et al.'s (2013)
+five-strategy game published in OpenSpiel's test suite; the closed-form
+fixation probability; RPS symmetry; the sink strongly connected components
+of the response graph computed by scipy's graph routines; numpy's
+eigen-solver on small chains.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.sparse.csgraph import connected_components
+
+from nashax.solvers import alpharank as A
+
+RPS = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
+
+
+def _x64(fn):
+  @functools.wraps(fn)
+  def wrapped(*a, **k):
+    with jax.enable_x64(True):
+      return fn(*a, **k)
+  return wrapped
+
+
+@_x64
+def test_han_et_al_stationary_distribution():
+  """Han et al. (2013) with r=1, t=2, p=0, s=-1, delta=4, eps=0.25, m=20, alpha=0.1 (general selection
+  model): pi = (0.40966787, 0.07959841, 0.20506998, 0.08505983, 0.2206039), OpenSpiel's alpharank_test.py."""
+  r, t, p, s, delta, eps = 1.0, 2.0, 0.0, -1.0, 4.0, 0.25
+  m = np.array([[r - eps / 2, r - eps, 0, s + delta - eps, r - eps], [r, r, s, s, s], [0, t, p, p, p],
+                [t - delta, t, p, p, p], [r, t, p, p, p]])
+  res = A.alpharank(m, 0.1, 20, single_population=True)
+  np.testing.assert_allclose(np.asarray(res.pi), [0.40966787, 0.07959841, 0.20506998, 0.08505983, 0.2206039],
+                             atol=5e-9)
+  assert float(res.residual) < 1e-14
+
+
+@_x64
+def test_fixation_probability_closed_form():
+  """rho = (1 - e^{-alpha df}) / (1 - e^{-m alpha df}): 0.8647 for alpha = 1, m = 50, df = 2 (THEORY.md section 3);
+  1/m at df = 0; both signs and huge |alpha df| stay finite in log-space."""
+  np.testing.assert_allclose(float(jnp.exp(A.fixation_log_prob(2.0, 1.0, 50))), (1 - np.exp(-2)) / (1 - np.exp(-100)),
+                             rtol=1e-14)
+  np.testing.assert_allclose(float(jnp.exp(A.fixation_log_prob(0.0, 1.0, 50))), 1 / 50, rtol=1e-14)
+  for x in (-3.0, -0.01, 0.01, 3.0):
+    want = (1 - np.exp(-x)) / (1 - np.exp(-50 * x))
+    np.testing.assert_allclose(float(jnp.exp(A.fixation_log_prob(x, 1.0, 50))), want, rtol=1e-12)
+  big = float(A.fixation_log_prob(-1.0, 1e5, 50))  # log rho = 49 * (-1e5) - ...: finite
+  np.testing.assert_allclose(big, -49 * 1e5, rtol=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [0.1, 1.0, 100.0, 1e4, np.inf])
+@_x64
+def test_rock_paper_scissors_is_uniform(alpha):
+  """By symmetry the ranking of RPS is uniform for every alpha, one or two populations."""
+  single = A.alpharank(RPS, alpha, 50, single_population=True).pi
+  np.testing.assert_allclose(np.asarray(single), np.full(3, 1 / 3), atol=1e-12)
+  multi = A.alpharank(np.stack([RPS, -RPS]), alpha, 50).pi
+  np.testing.assert_allclose(np.asarray(multi), np.full(9, 1 / 9), atol=1e-12)
+
+
+@_x64
+def test_gth_matches_an_eigen_solve_on_moderate_chains():
+  """The log-space GTH solve agrees with numpy's left eigenvector for eigenvalue 1 on random chains."""
+  rng = np.random.default_rng(0)
+  for _ in range(5):
+    payoffs = rng.normal(size=(3, 3, 2, 4))
+    res = A.alpharank(payoffs, 2.0, 10)
+    c = np.exp(np.asarray(res.log_rates))
+    c += np.diag(1 - c.sum(1))
+    w, v = np.linalg.eig(c.T)
+    ref = np.real(v[:, np.argmin(np.abs(w - 1))]); ref /= ref.sum()
+    np.testing.assert_allclose(np.asarray(res.pi), ref, atol=1e-10)
+    assert float(res.residual) < 1e-12
+
+
+def _sink_sccs(adj):
+  n = adj.shape[0]
+  _, labels = connected_components(adj, directed=True, connection="strong")
+  sinks = set(range(labels.max() + 1))
+  for i, j in zip(*np.nonzero(adj)):
+    if labels[i] != labels[j]:
+      sinks.discard(labels[i])
+  return np.isin(labels, list(sinks)), n
+
+
+@_x64
+def test_infinite_alpha_lives_on_the_sink_components():
+  """On random 3x3x3 general-sum games (integer payoffs, so with ties) the alpha = inf mass is exactly on the
+  sink SCCs of the weak response graph (scipy's strong components), and finite alpha = 1e4 in log-space is
+  finite and already there."""
+  rng = np.random.default_rng(1)
+  for _ in range(10):
+    payoffs = rng.integers(-3, 4, size=(3, 3, 3, 3)).astype(float)
+    adj = np.asarray(A.response_graph(payoffs, weak=True))
+    sink, _ = _sink_sccs(adj)
+    pi = np.asarray(A.alpharank(payoffs, np.inf, 20).pi)
+    assert pi[~sink].sum() < 1e-12 and (pi[sink] > 1e-12).all()
+    big = A.alpharank(payoffs, 1e4, 20)
+    assert np.isfinite(np.asarray(big.pi)).all() and float(big.residual) < 1e-10
+    assert np.asarray(big.pi)[~sink].sum() < 1e-9
+
+
+@_x64
+def test_single_and_multi_population_agree_where_they_must():
+  """Symmetric two-player games: the two-population ranking is symmetric (pi(i, j) = pi(j, i)); with a
+  strictly dominant strategy both rankings concentrate on it (and on its diagonal profile)."""
+  rng = np.random.default_rng(2)
+  m = rng.normal(size=(4, 4))
+  pi = np.asarray(A.alpharank(np.stack([m, m.T]), 3.0, 30).pi).reshape(4, 4)
+  np.testing.assert_allclose(pi, pi.T, atol=1e-13)
+  dom = rng.normal(size=(4, 4))
+  dom[2] = dom.max() + 1.0  # strategy 2 beats everything against every opponent
+  single = np.asarray(A.alpharank(dom, 50.0, 30, single_population=True).pi)
+  multi = np.asarray(A.alpharank(np.stack([dom, dom.T]), 50.0, 30).pi).reshape(4, 4)
+  assert single[2] > 1 - 1e-9 and multi[2, 2] > 1 - 1e-9
+
+
+@_x64
+def test_battle_of_the_sexes_splits_between_the_coordination_profiles():
+  """Battle of the sexes (O,O) = (3,2), (M,M) = (2,3), mismatches 0: mass 1/2 on each coordination profile."""
+  bos = np.stack([np.array([[3.0, 0.0], [0.0, 2.0]]), np.array([[2.0, 0.0], [0.0, 3.0]])])
+  np.testing.assert_allclose(np.asarray(A.alpharank(bos, 10.0, 50).pi), [0.5, 0, 0, 0.5], atol=1e-9)
+
+
+def test_jit_and_vmap_over_alpha_and_games():
+  """alpha is traced and games batch: vmap equals the loop."""
+  rng = np.random.default_rng(3)
+  games = jnp.asarray(rng.normal(size=(4, 2, 3, 3)), jnp.float32)
+  alphas = jnp.array([0.5, 1.0, 5.0, 20.0])
+  f = jax.jit(jax.vmap(lambda g, a: A.alpharank(g, a, 10).pi))
+  out = f(games, alphas)
+  for i in range(4):
+    np.testing.assert_allclose(np.asarray(out[i]), np.asarray(A.alpharank(games[i], float(alphas[i]), 10).pi),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_bad_input_is_refused():
+  """Wrong player axis, NaN, m < 2, alpha < 0: ValueError naming the argument."""
+  with pytest.raises(ValueError, match="payoffs"):
+    A.alpharank(np.zeros((3, 3, 3)), 1.0, 10)  # 2 players need [2, a1, a2]
+  with pytest.raises(ValueError, match="payoffs"):
+    A.alpharank(np.full((2, 2, 2), np.nan), 1.0, 10)
+  with pytest.raises(ValueError, match="payoffs"):
+    A.alpharank(np.zeros((3, 4)), 1.0, 10, single_population=True)
+  with pytest.raises(ValueError, match="m"):
+    A.alpharank(np.zeros((2, 2, 2)), 1.0, 1)
+  with pytest.raises(ValueError, match="alpha"):
+    A.alpharank(np.zeros((2, 2, 2)), -1.0, 10)
