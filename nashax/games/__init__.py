@@ -20,6 +20,7 @@ from nashax.games.finite_sum import (
     robust_least_squares,
     robust_least_squares_solution,
 )
+from nashax.games.metagames import bernoulli_game, payoff_table, sample_outcomes
 from nashax.games.preference import (
     annotator_mixture,
     bradley_terry,
@@ -33,6 +34,9 @@ from nashax.games.preference import (
 )
 
 __all__ = [
+    "bernoulli_game",
+    "payoff_table",
+    "sample_outcomes",
     "annotator_preference_sum",
     "random_annotator_preference_sum",
     "random_bilinear_sum",
