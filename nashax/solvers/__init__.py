@@ -1,6 +1,6 @@
 """Solvers (``nashax.solvers``): each factory returns a ``Solver`` pytree; ``losses`` are pure functions."""
 
-from nashax.solvers import alpharank, baselines, fdiv, halpern, losses, nlhf
+from nashax.solvers import alpharank, baselines, fdiv, halpern, losses, nlhf, ranking
 from nashax.solvers.alpharank import alpharank as alpha_rank
 from nashax.solvers.baselines import dpo_optimum, fit_bradley_terry, maxmin_rlhf, pooled_rlhf, rlhf_optimum
 from nashax.solvers.equilibrium import (
@@ -22,6 +22,7 @@ from nashax.solvers.exact import (
     von_neumann_winner,
 )
 from nashax.solvers.fdiv import f_dpg, f_extragradient
+from nashax.solvers.ranking import elo, nash_averaging
 from nashax.solvers.halpern import (
     eag,
     feg,
@@ -48,6 +49,9 @@ from nashax.solvers.nlhf import (
 )
 
 __all__ = [
+    "ranking",
+    "elo",
+    "nash_averaging",
     "alpharank",
     "alpha_rank",
     "fdiv",
