@@ -39,7 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["AlphaRank", "alpharank", "fixation_log_prob", "single_population_log_rates",
-           "multi_population_log_rates", "stationary_log", "profiles", "response_graph", "infinite_alpha_log_rates"]
+           "multi_population_log_rates", "stationary_log", "profiles", "response_graph", "infinite_alpha_log_rates",
+           "single_population_iterative"]
 
 # log of the epsilon of the infinite-alpha chain: exp(-1e4) underflows, its log does not, and GTH
 # works on logs, so the eps -> 0 limit is reached to rounding.
@@ -95,6 +96,26 @@ def multi_population_log_rates(payoffs: jax.Array, alpha, m: int) -> jax.Array:
   return jnp.full((n, n), -jnp.inf, logr.dtype).at[src, dst].set(logr)
 
 
+def _single_rows(table: jax.Array, rows: jax.Array, alpha, m: int, local_selection: bool) -> jax.Array:
+  """``[b, n]`` log rates ``log C[s -> r]`` for the residents ``s`` in ``rows`` (diagonal ``-inf``)."""
+  n = table.shape[-1]
+  m_sr = table[rows]  # [b, n]: M[s, r]
+  m_rs = table[:, rows].T  # [b, n]: M[r, s]
+  if local_selection:
+    logrho = fixation_log_prob(m_rs - m_sr, alpha, m)
+  else:
+    p = jnp.arange(1, m, dtype=table.dtype)[None, None, :]  # mutants r in the population
+    d = jnp.diag(table)
+    m_rr, m_ss = d[None, :, None], d[rows][:, None, None]
+    f_r = ((p - 1.0) * m_rr + (m - p) * m_rs[:, :, None]) / (m - 1.0)  # [s, r, p]
+    f_s = ((m - p - 1.0) * m_ss + p * m_sr[:, :, None]) / (m - 1.0)
+    c = jnp.cumsum(-alpha * (f_r - f_s), axis=-1)
+    zero = jnp.zeros(c.shape[:-1] + (1,), c.dtype)
+    logrho = -jax.scipy.special.logsumexp(jnp.concatenate([zero, c], axis=-1), axis=-1)
+  logr = jnp.log(1.0 / (n - 1)) + logrho
+  return jnp.where(rows[:, None] == jnp.arange(n)[None, :], -jnp.inf, logr)
+
+
 def single_population_log_rates(table: jax.Array, alpha, m: int, local_selection: bool = False) -> jax.Array:
   """``[n, n]`` log transition rates of the single-population chain for ``table[r, s]`` = payoff of r vs s.
 
@@ -102,23 +123,66 @@ def single_population_log_rates(table: jax.Array, alpha, m: int, local_selection
   ``f_r(p) = ((p-1) M[r,r] + (m-p) M[r,s]) / (m-1)``, ``f_s(m-p) = ((m-p-1) M[s,s] + p M[s,r]) / (m-1)``;
   the local model uses ``rho`` of ``df = M[r,s] - M[s,r]``.
   """
-  n = table.shape[-1]
-  eta = 1.0 / (n - 1)
-  if local_selection:
-    df = table - table.T  # [r, s]: M[r, s] - M[s, r]
-    logr = fixation_log_prob(df, alpha, m).T  # rate s -> r at [s, r]
-  else:
-    p = jnp.arange(1, m, dtype=table.dtype)[None, None, :]  # mutants r in the population
-    mrr, mrs = jnp.diag(table)[:, None, None], table[:, :, None]
-    mss, msr = jnp.diag(table)[None, :, None], table.T[:, :, None]
-    f_r = ((p - 1.0) * mrr + (m - p) * mrs) / (m - 1.0)  # [r, s, p]
-    f_s = ((m - p - 1.0) * mss + p * msr) / (m - 1.0)
-    c = jnp.cumsum(-alpha * (f_r - f_s), axis=-1)
-    zero = jnp.zeros(c.shape[:-1] + (1,), c.dtype)
-    logrho = -jax.scipy.special.logsumexp(jnp.concatenate([zero, c], axis=-1), axis=-1)  # [r, s]
-    logr = logrho.T
-  logr = jnp.log(eta) + logr
-  return jnp.where(jnp.eye(n, dtype=bool), -jnp.inf, logr)
+  return _single_rows(table, jnp.arange(table.shape[-1]), alpha, m, local_selection)
+
+
+def single_population_iterative(table: jax.typing.ArrayLike, alpha: jax.typing.ArrayLike = 1.0, m: int = 50, *,
+                                local_selection: bool = False, block: int = 256, tol: float = 1e-10,
+                                max_iters: int = 10_000) -> AlphaRank:
+  """Matrix-free alpha-rank for large single populations (``n`` in the tens of thousands).
+
+  The chain is never stored: rows of ``C`` are recomputed in blocks of
+  ``block`` residents at every iteration (memory ``O(block n m)``). With
+  ``out_s = sum_r C[s, r]`` and ``mu = pi * out``, stationarity is
+  ``mu = mu P`` for the jump chain ``P = C_off / out``; the lazy power
+  iteration ``mu <- (mu + mu P) / 2`` converges for every irreducible chain,
+  at the jump chain's mixing rate (independent of ``eta = 1/(n-1)``). Stops
+  when ``|mu_new - mu|_1 <= tol``. Works in linear space: for extreme
+  ``alpha`` (rates below ``1e-300``) use the direct ``alpharank``.
+
+  Returns:
+    ``AlphaRank(pi, log_rates=None-shaped [0, 0], residual)``, the residual
+    being the last step's ``|mu_new - mu|_1``.
+  """
+  x = jnp.asarray(table)
+  _check(x, alpha, m, True)
+  n = x.shape[-1]
+  nb = -(-n // block)
+  rows = jnp.arange(nb * block).reshape(nb, block)
+  alpha = jnp.asarray(alpha, x.dtype)
+
+  def rates(rb):
+    valid = rb < n
+    lr = _single_rows(x, jnp.minimum(rb, n - 1), alpha, m, local_selection)
+    return jnp.where(valid[:, None], jnp.exp(lr), 0.0)
+
+  out = jax.lax.map(lambda rb: jnp.sum(rates(rb), axis=-1), rows).reshape(-1)[:n]
+  out_pad = jnp.concatenate([out, jnp.ones(nb * block - n, x.dtype)])
+
+  def jump(mu):
+    w = jnp.concatenate([mu, jnp.zeros(nb * block - n, x.dtype)]) / out_pad
+
+    def acc(total, rb_w):
+      rb, wb = rb_w
+      return total + wb @ rates(rb), None
+
+    return jax.lax.scan(acc, jnp.zeros(n, x.dtype), (rows, w.reshape(nb, block)))[0]
+
+  def cond(c):
+    _, delta, it = c
+    return (delta > tol) & (it < max_iters)
+
+  def body(c):
+    mu, _, it = c
+    new = 0.5 * (mu + jump(mu))
+    new = new / jnp.sum(new)
+    return new, jnp.sum(jnp.abs(new - mu)), it + 1
+
+  mu0 = jnp.full(n, 1.0 / n, x.dtype)
+  mu, delta, _ = jax.lax.while_loop(cond, body, (mu0, jnp.asarray(jnp.inf, x.dtype), jnp.zeros((), jnp.int32)))
+  pi = mu / out
+  pi = pi / jnp.sum(pi)
+  return AlphaRank(pi, jnp.zeros((0, 0), x.dtype), delta)
 
 
 def _deviations(shape):
