@@ -215,3 +215,28 @@ def test_matrix_free_iteration_matches_the_direct_solve(local):
     direct = A.alpharank(m, 2.0, 20, single_population=True, local_selection=local).pi
     it = A.single_population_iterative(m, 2.0, 20, local_selection=local, block=16, tol=1e-15)
     np.testing.assert_allclose(np.asarray(it.pi), np.asarray(direct), atol=1e-12)
+
+
+@_x64
+def test_kuhn_poker_value_is_minus_one_eighteenth_and_the_meta_game_is_antisymmetric():
+  """Kuhn (1950): the first player's equilibrium value is -1/18 for every alpha in [0, 1/3]; against the
+  equilibrium no pure policy of either seat does better (all 64 pure policies enumerated)."""
+  import itertools
+  from nashax import games
+  for a in (0.0, 0.1, 1 / 3):
+    nash = games.kuhn_nash_policy(a)
+    np.testing.assert_allclose(float(games.kuhn_poker_value(nash, nash)), -1 / 18, atol=1e-15)
+    pures = [np.array(bits, float).reshape(2, 3) for bits in itertools.product([0, 1], repeat=6)]
+    as_second = [float(games.kuhn_poker_value(nash, jnp.concatenate([jnp.zeros((2, 3)), jnp.asarray(p)])))
+                 for p in pures]
+    as_first = [float(games.kuhn_poker_value(jnp.concatenate([jnp.asarray(p), jnp.zeros((2, 3))]), nash))
+                for p in pures]
+    assert min(as_second) >= -1 / 18 - 1e-12 and max(as_first) <= -1 / 18 + 1e-12
+  rng = np.random.default_rng(7)
+  pols = np.concatenate([rng.uniform(size=(4, 4, 3)), np.asarray(games.kuhn_nash_policy(0.2))[None]])
+  g = games.kuhn_meta_game(pols)
+  m = np.asarray(g.payoffs[0])
+  np.testing.assert_allclose(m, -m.T, atol=1e-15)
+  assert (m[4, :4] >= -1e-12).all()  # the equilibrium policy loses to no one on average over seats
+  with pytest.raises(ValueError, match="policies"):
+    games.kuhn_meta_game(np.zeros((3, 4, 2)))

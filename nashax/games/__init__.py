@@ -20,7 +20,14 @@ from nashax.games.finite_sum import (
     robust_least_squares,
     robust_least_squares_solution,
 )
-from nashax.games.metagames import bernoulli_game, payoff_table, sample_outcomes
+from nashax.games.metagames import (
+    bernoulli_game,
+    kuhn_meta_game,
+    kuhn_nash_policy,
+    kuhn_poker_value,
+    payoff_table,
+    sample_outcomes,
+)
 from nashax.games.preference import (
     annotator_mixture,
     bradley_terry,
@@ -34,6 +41,9 @@ from nashax.games.preference import (
 )
 
 __all__ = [
+    "kuhn_meta_game",
+    "kuhn_nash_policy",
+    "kuhn_poker_value",
     "bernoulli_game",
     "payoff_table",
     "sample_outcomes",

@@ -1,4 +1,4 @@
-"""Empirical meta-games: Bernoulli games and user payoff tables (partial; Kuhn poker is to come).
+"""Empirical meta-games: Bernoulli games, the Kuhn poker meta-game, and user payoff tables.
 
 A meta-game's payoffs are the expected outcomes of agents (policies) played
 against each other; in practice they are estimated from noisy matches. The
@@ -22,7 +22,8 @@ import numpy as np
 from nashax.core import validate
 from nashax.core.games import NormalFormGame
 
-__all__ = ["bernoulli_game", "sample_outcomes", "payoff_table"]
+__all__ = ["bernoulli_game", "sample_outcomes", "payoff_table", "kuhn_poker_value", "kuhn_nash_policy",
+           "kuhn_meta_game"]
 
 
 def bernoulli_game(key: jax.Array, shape: tuple, *, constant_sum: bool = False, dtype: Any = None) -> NormalFormGame:
@@ -108,3 +109,55 @@ def payoff_table(source: Any, num_players: Optional[int] = None, dtype: Any = No
       raise ValueError(f"source: a 2-D table must be square (symmetric meta-game), got shape {a.shape}")
     a = np.stack([a, a.T])
   return NormalFormGame.from_payoffs(a, dtype)
+
+
+# ----------------------------------------------------------------------------- Kuhn poker
+
+# A Kuhn poker policy (both seats) is an array [4, 3] of probabilities indexed by the private card
+# (0 = J, 1 = Q, 2 = K): row 0 the first player's bet at the root, row 1 the first player's call after
+# check-bet, row 2 the second player's bet after a check, row 3 the second player's call after a bet.
+
+
+def kuhn_poker_value(first: jax.typing.ArrayLike, second: jax.typing.ArrayLike) -> jax.Array:
+  """Exact expected payoff of the first player, ``first`` seated first and ``second`` second.
+
+  Each player antes 1; a bet or call adds 1. Averaged over the six deals
+  of J < Q < K. ``first`` and ``second`` are ``[4, 3]`` policies (only rows
+  0-1 of ``first`` and rows 2-3 of ``second`` are used).
+  """
+  a, b = jnp.asarray(first), jnp.asarray(second)
+  c1, c2 = np.array([(i, j) for i in range(3) for j in range(3) if i != j]).T
+  win = jnp.where(jnp.asarray(c1 > c2), 1.0, -1.0)
+  bet, call1 = a[0, c1], a[1, c1]
+  bet2, call2 = b[2, c2], b[3, c2]
+  after_bet = call2 * 2.0 * win + (1.0 - call2) * 1.0
+  after_check = bet2 * (call1 * 2.0 * win - (1.0 - call1)) + (1.0 - bet2) * win
+  return jnp.mean(bet * after_bet + (1.0 - bet) * after_check)
+
+
+def kuhn_nash_policy(alpha: float = 0.0) -> jax.Array:
+  """Kuhn's (1950) equilibrium family: first player bets J w.p. ``alpha`` in ``[0, 1/3]``, K w.p. ``3 alpha``,
+  calls with Q w.p. ``alpha + 1/3``; second player bets K and bluffs J w.p. 1/3, calls with K and Q w.p. 1/3.
+  The first player's value is ``-1/18``."""
+  if not 0.0 <= float(alpha) <= 1.0 / 3.0:
+    raise ValueError(f"alpha: must be in [0, 1/3], got {alpha}")
+  a = float(alpha)
+  return jnp.asarray([[a, 0.0, 3 * a], [0.0, a + 1 / 3, 1.0], [1 / 3, 0.0, 1.0], [0.0, 1 / 3, 1.0]])
+
+
+def kuhn_meta_game(policies: jax.typing.ArrayLike) -> NormalFormGame:
+  """The symmetric zero-sum meta-game of ``K`` Kuhn poker policies ``[K, 4, 3]``.
+
+  ``M[i, j] = (v(i, j) - v(j, i)) / 2``: agent ``i``'s exact expected payoff
+  against ``j``, averaged over both seatings. Returns ``payoffs = [M, -M]``.
+  """
+  if not isinstance(policies, jax.core.Tracer):
+    p = validate.finite_array(policies, "policies")
+    if p.ndim != 3 or p.shape[1:] != (4, 3):
+      raise ValueError(f"policies: expected [K, 4, 3] Kuhn poker policies, got shape {p.shape}")
+    if (p < 0).any() or (p > 1).any():
+      raise ValueError("policies: entries are probabilities and must lie in [0, 1]")
+  x = jnp.asarray(policies)
+  v = jax.vmap(lambda f: jax.vmap(lambda s: kuhn_poker_value(f, s))(x))(x)  # v[i, j]: i first, j second
+  m = 0.5 * (v - v.T)
+  return NormalFormGame(jnp.stack([m, -m]))
