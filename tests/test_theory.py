@@ -15,7 +15,7 @@ NLHF_CLAIMS = ["nash_md_last_iterate_kl", "egpo_linear_rate", "mpo_linear_rate",
 MONOTONE_CLAIMS = ["halpern_last_iterate", "eag_feg_residual", "vr_halpern_complexity", "exit_criterion_sound"]
 FDIV_CLAIMS = ["divergence_axioms", "f_dpg_reaches_target", "f_dpg_alignment_diversity", "f_dpo_optimum",
                "f_game_equilibrium"]
-RANKING_CLAIMS = ["alpharank_limits"]
+RANKING_CLAIMS = ["alpharank_limits", "response_graph_ucb_guarantees"]
 
 
 def test_issue_claims_are_registered():

@@ -22,7 +22,7 @@ from nashax.solvers.exact import (
     von_neumann_winner,
 )
 from nashax.solvers.fdiv import f_dpg, f_extragradient
-from nashax.solvers.ranking import elo, nash_averaging
+from nashax.solvers.ranking import elo, nash_averaging, rank_policies, response_graph_ucb
 from nashax.solvers.halpern import (
     eag,
     feg,
@@ -52,6 +52,8 @@ __all__ = [
     "ranking",
     "elo",
     "nash_averaging",
+    "rank_policies",
+    "response_graph_ucb",
     "alpharank",
     "alpha_rank",
     "fdiv",

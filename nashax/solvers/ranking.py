@@ -1,4 +1,4 @@
-"""Rankings from a win-rate table: Elo by maximum likelihood and Nash averaging (partial; ResponseGraphUCB is to come).
+"""Rankings: Elo by maximum likelihood, Nash averaging, and ResponseGraphUCB for noisy outcomes.
 
 ``win_rates[i, j]`` is the probability (or empirical frequency) that agent
 ``i`` beats agent ``j``, with ``W + W^T = 1`` off the diagonal.
@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["EloRatings", "elo", "NashAverage", "nash_averaging"]
+__all__ = ["EloRatings", "elo", "NashAverage", "nash_averaging", "ResponseGraphEstimate", "response_graph_ucb",
+           "sample_bound", "PolicyRanking", "rank_policies"]
 
 ELO_SCALE = 400.0 / math.log(10.0)  # rating points per unit of log-odds
 
@@ -127,3 +128,203 @@ def nash_averaging(win_rates: jax.typing.ArrayLike, *, eps: float = 1e-6, steps:
   p = jax.nn.softmax(a @ lam)
   ratings = a @ p
   return NashAverage(p, ratings, jnp.max(ratings))
+
+
+# ----------------------------------------------------------------------------- ResponseGraphUCB
+
+
+class ResponseGraphEstimate(NamedTuple):
+  """Result of ``response_graph_ucb``.
+
+  Attributes:
+    graph: ``bool[N, N]`` estimated response graph (``s -> s'`` when the deviator prefers ``s'``).
+    resolved: ``bool[E]`` edges whose confidence intervals separated (all of them unless the budget ran out).
+    edge_confidence: ``[E]`` ``1 - 2 delta'`` per resolved edge (its two Hoeffding intervals hold), 0 if unresolved.
+    samples: ``int32[]`` profile samples drawn (each returns every player's outcome).
+    counts: ``[N]`` samples per profile; means: ``[K, N]`` empirical payoffs.
+    edges: ``int32[E, 3]`` (profile, deviation profile, deviating player).
+  """
+
+  graph: jax.Array
+  resolved: jax.Array
+  edge_confidence: jax.Array
+  samples: jax.Array
+  counts: jax.Array
+  means: jax.Array
+  edges: jax.Array
+
+
+def _edges(shape):
+  from nashax.solvers.alpharank import _deviations
+
+  src, dst, pop = _deviations(shape)
+  keep = src < dst  # each unordered pair once
+  return np.stack([src[keep], dst[keep], pop[keep]], axis=1).astype(np.int32)
+
+
+def response_graph_ucb(key: jax.Array, means: jax.typing.ArrayLike, delta: float = 0.1, *,
+                       max_samples: int = 10**6) -> ResponseGraphEstimate:
+  """ResponseGraphUCB: adaptively sample noisy outcomes until the response graph is known w.p. ``1 - delta``.
+
+  Outcomes are Bernoulli with the unknown ``means: [K, a_1, ..., a_K]`` in
+  ``[0, 1]`` (a simulator). Every profile is sampled once; then, while an edge
+  (a pair of profiles differing in one player ``k``) is unresolved, a
+  uniformly random unresolved edge has both endpoints sampled. An edge is
+  resolved when player ``k``'s Hoeffding intervals
+  ``mean +- sqrt(log(2/delta') / (2 n))`` at its endpoints separate, with
+  ``delta' = delta / (K N)`` (a union bound over every payoff estimate), so
+  the whole graph is correct with probability ``>= 1 - delta``. On that
+  event an edge with gap ``Delta`` is picked at most
+  ``ceil(2 log(2/delta') / Delta^2)`` times (``sample_bound``).
+
+  References:
+    Rowland et al., "Multiagent Evaluation under Incomplete Information",
+    NeurIPS 2019, arXiv:1909.09849, Algorithm 1 and Theorem 4.1 (uniform
+    edge selection, Hoeffding bounds).
+  """
+  mu = np.asarray(means, np.float64)
+  if mu.ndim < 2 or mu.shape[0] != mu.ndim - 1:
+    raise ValueError(f"means: expected [K, a_1, ..., a_K] with the player axis first, got shape {mu.shape}")
+  if not np.isfinite(mu).all() or (mu < 0).any() or (mu > 1).any():
+    raise ValueError("means: outcomes are Bernoulli; means must lie in [0, 1]")
+  if not 0 < float(delta) < 1:
+    raise ValueError(f"delta: must be in (0, 1), got {delta}")
+  shape = mu.shape[1:]
+  k_pop, n = len(shape), int(np.prod(shape))
+  edges = _edges(shape)
+  e = edges.shape[0]
+  flat = jnp.asarray(mu.reshape(k_pop, n))
+  log_term = float(np.log(2.0 * k_pop * n / delta))  # log(2 / delta')
+  src, dst, pop = (jnp.asarray(edges[:, i]) for i in range(3))
+
+  def width(cnt):
+    return jnp.sqrt(log_term / (2.0 * jnp.maximum(cnt, 1.0)))
+
+  def resolved_of(sums, cnt):
+    m = sums / jnp.maximum(cnt, 1.0)[None, :]
+    a, b = m[pop, src], m[pop, dst]
+    wa, wb = width(cnt[src]), width(cnt[dst])
+    return (a + wa < b - wb) | (b + wb < a - wa)
+
+  k0, key = jax.random.split(key)
+  sums0 = jax.random.bernoulli(k0, flat).astype(flat.dtype)  # one sample per profile
+  cnt0 = jnp.ones(n, flat.dtype)
+
+  def cond(c):
+    sums, cnt, res, _, used = c
+    return (~jnp.all(res)) & (used + 2 <= max_samples)
+
+  def body(c):
+    sums, cnt, res, key, used = c
+    key, k_e, k_s = jax.random.split(key, 3)
+    i = jax.random.categorical(k_e, jnp.where(res, -jnp.inf, 0.0))
+    pair = jnp.stack([src[i], dst[i]])
+    draw = jax.random.bernoulli(k_s, flat[:, pair]).astype(flat.dtype)  # [K, 2]
+    sums = sums.at[:, pair].add(draw)
+    cnt = cnt.at[pair].add(1.0)
+    return sums, cnt, resolved_of(sums, cnt), key, used + 2
+
+  init = (sums0, cnt0, resolved_of(sums0, cnt0), key, jnp.asarray(n, jnp.int32))
+  sums, cnt, res, _, used = jax.lax.while_loop(cond, body, init)
+  m = sums / cnt[None, :]
+  better_dst = m[pop, dst] > m[pop, src]
+  graph = jnp.zeros((n, n), bool).at[src, dst].set(better_dst).at[dst, src].set(~better_dst)
+  conf = jnp.where(res, 1.0 - 2.0 * delta / (k_pop * n), 0.0)
+  return ResponseGraphEstimate(graph, res, conf, used, cnt, m, jnp.asarray(edges))
+
+
+def sample_bound(means: jax.typing.ArrayLike, delta: float) -> float:
+  """The samples ``response_graph_ucb`` can use on its good event:
+  ``N + 2 sum_edges ceil(2 log(2 K N / delta) / Delta_e^2)``."""
+  mu = np.asarray(means, np.float64)
+  shape = mu.shape[1:]
+  k_pop, n = len(shape), int(np.prod(shape))
+  edges = _edges(shape)
+  flat = mu.reshape(k_pop, n)
+  gaps = np.abs(flat[edges[:, 2], edges[:, 1]] - flat[edges[:, 2], edges[:, 0]])
+  return float(n + 2 * np.sum(np.ceil(2 * np.log(2 * k_pop * n / delta) / gaps**2)))
+
+
+# ----------------------------------------------------------------------------- ranking policies
+
+
+class PolicyRanking(NamedTuple):
+  """``rank_policies``: three rankings of ``K`` policies side by side, with bootstrap uncertainty.
+
+  Attributes:
+    win_rates: ``[K, K]`` exact or estimated ``P(pi_i > pi_j)``.
+    win_rate_stderr: ``[K, K]`` binomial standard errors (0 when exact).
+    alpharank: ``[K]`` single-population alpha-rank mass on the table ``W - 1/2``.
+    nash_average: ``[K]`` maximum-entropy Nash equilibrium of ``logit(W)``.
+    elo: ``[K]`` Elo ratings (mean 0).
+    alpharank_std, nash_average_std, elo_std: ``[K]`` standard deviations over
+      parametric-bootstrap tables (0 when exact).
+  """
+
+  win_rates: jax.Array
+  win_rate_stderr: jax.Array
+  alpharank: jax.Array
+  nash_average: jax.Array
+  elo: jax.Array
+  alpharank_std: jax.Array
+  nash_average_std: jax.Array
+  elo_std: jax.Array
+
+
+def rank_policies(key: jax.Array, game, policies: jax.typing.ArrayLike, *, num_samples: Optional[int] = None,
+                  alpha: float = 10.0, m: int = 50, bootstrap: int = 50) -> PolicyRanking:
+  """Ranks ``K`` policies of a preference game with alpha-rank, Nash averaging and Elo.
+
+  ``W[i, j] = pi_i^T P pi_j`` exactly (``num_samples=None``), or estimated
+  from ``num_samples`` preference queries per ordered pair (``y ~ pi_i``,
+  ``y' ~ pi_j``, outcome ``~ Bernoulli(P[y, y'])``), symmetrised as
+  ``(W + 1 - W^T) / 2``. With samples, each ranking's spread is the standard
+  deviation over ``bootstrap`` tables redrawn from the binomial model at the
+  estimate.
+
+  Args:
+    key: PRNG key (sampling and bootstrap).
+    game: a ``PreferenceGame`` (the preference oracle).
+    policies: ``[K, n]`` policies over the game's responses.
+  """
+  from nashax.core.games import PreferenceGame
+  from nashax.solvers.alpharank import alpharank as _alpharank
+
+  if not isinstance(game, PreferenceGame):
+    raise ValueError(f"game: expected a PreferenceGame (the preference oracle), got {type(game).__name__}")
+  pols = np.asarray(policies, np.float64)
+  n = game.preference.shape[-1]
+  if pols.ndim != 2 or pols.shape[1] != n or pols.shape[0] < 2:
+    raise ValueError(f"policies: expected [K >= 2, {n}] distributions, got shape {pols.shape}")
+  if (pols < -1e-9).any() or np.abs(pols.sum(1) - 1).max() > 1e-6:
+    raise ValueError("policies: every row must be a probability distribution")
+  p = game.preference
+  x = jnp.asarray(np.clip(pols, 0, None), p.dtype)
+  k = x.shape[0]
+  exact = x @ p @ x.T
+
+  def rankings(w):
+    w = 0.5 * (w + 1.0 - w.T)
+    w = jnp.where(jnp.eye(k, dtype=bool), 0.5, w)
+    ar = _alpharank(w - 0.5, alpha, m, single_population=True).pi
+    na = nash_averaging(w, steps=5000).equilibrium
+    el = elo(w).ratings
+    return ar, na, el
+
+  if num_samples is None:
+    ar, na, el = rankings(exact)
+    zero = jnp.zeros(k, p.dtype)
+    return PolicyRanking(exact, jnp.zeros_like(exact), ar, na, el, zero, zero, zero)
+  if int(num_samples) < 1:
+    raise ValueError(f"num_samples: must be None or >= 1, got {num_samples}")
+  ns = int(num_samples)
+  k_y, k_y2, k_o, k_b = jax.random.split(key, 4)
+  ys = jax.random.categorical(k_y, jnp.log(x)[:, None, None, :], shape=(k, k, ns))
+  y2 = jax.random.categorical(k_y2, jnp.log(x)[None, :, None, :], shape=(k, k, ns))
+  wins = jax.random.bernoulli(k_o, p[ys, y2]).astype(p.dtype)
+  w_hat = jnp.mean(wins, axis=-1)
+  se = jnp.sqrt(w_hat * (1.0 - w_hat) / ns)
+  ar, na, el = rankings(w_hat)
+  boot = jax.random.binomial(k_b, ns, jnp.broadcast_to(w_hat, (bootstrap, k, k))).astype(p.dtype) / ns
+  b_ar, b_na, b_el = jax.vmap(rankings)(boot)
+  return PolicyRanking(w_hat, se, ar, na, el, jnp.std(b_ar, 0), jnp.std(b_na, 0), jnp.std(b_el, 0))

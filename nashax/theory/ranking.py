@@ -66,3 +66,61 @@ def alpharank_limits(fast: bool, out_dir: str) -> ClaimResult:
   details = (f"RPS (m = 50) at alpha in {[float(a) for a in alphas]} + inf, one and two populations; {games} random integer "
              f"3x3x3 games (m = 20), sinks of the weak response graph by scipy; float64")
   return result_from_ratios("alpharank_limits", np.array(measured), np.array(bound), details, (path,), 0.0)
+
+
+def _gapped_bernoulli(rng, shape, min_gap):
+  """Means on a grid of 1/20 with every single-deviation gap >= min_gap (rejection sampling)."""
+  from nashax.solvers.ranking import _edges
+
+  edges = _edges(shape)
+  while True:
+    mu = rng.integers(1, 20, size=(len(shape),) + shape) / 20.0
+    flat = mu.reshape(len(shape), -1)
+    gaps = np.abs(flat[edges[:, 2], edges[:, 1]] - flat[edges[:, 2], edges[:, 0]])
+    if gaps.min() >= min_gap:
+      return mu
+
+
+@claim(
+    "response_graph_ucb_guarantees",
+    theorem=("ResponseGraphUCB with Hoeffding intervals and a union bound returns the true response graph with "
+             "probability >= 1 - delta (empirical error rate / delta <= 1 over many seeds), and on that event uses "
+             "at most N + 2 sum_e ceil(2 log(2KN/delta) / Delta_e^2) samples (samples / bound <= 1)."),
+    source=("Rowland et al., NeurIPS 2019 (arXiv:1909.09849), Algorithm 1 and Theorem 4.1 (uniform edge "
+            "selection); THEORY.md section 3. The sample bound is derived for this implementation (each pick of an "
+            "edge samples both endpoints; an edge whose intervals have width <= Delta/2 is resolved)."),
+)
+def response_graph_ucb_guarantees(fast: bool, out_dir: str) -> ClaimResult:
+  from nashax.solvers import ranking as R
+
+  n_games = 3 if fast else 8
+  seeds = 100 if fast else 500
+  delta = 0.1
+  rng = np.random.default_rng(4)
+  measured, bound, used_all, bound_all = [], [], [], []
+  errors = 0
+  with jax.enable_x64(True):
+    for g in range(n_games):
+      mu = _gapped_bernoulli(rng, (3, 3), 0.15)
+      true = np.asarray(A.response_graph(mu))
+      run = jax.jit(jax.vmap(lambda k, m=mu: R.response_graph_ucb(k, m, delta)))
+      out = run(jax.random.split(jax.random.key(g), seeds))
+      wrong = ~(np.asarray(out.graph) == true[None]).all(axis=(1, 2))
+      errors += int(wrong.sum())
+      b = R.sample_bound(mu, delta)
+      used = np.asarray(out.samples, np.float64)
+      measured += list(used); bound += [b] * seeds
+      used_all.append(used.mean()); bound_all.append(b)
+  rate = errors / (n_games * seeds)
+  measured.append(rate + 1e-300); bound.append(delta)
+  fig, ax = _plot.figure()
+  ax.scatter(bound_all, used_all, s=20, label="mean samples used per game")
+  lim = [0, max(bound_all) * 1.05]
+  ax.plot(lim, lim, "k--", lw=0.8, label="bound")
+  ax.set_xlabel("sample bound"); ax.set_ylabel("samples used"); ax.legend(fontsize=7)
+  ax.set_title(f"ResponseGraphUCB, delta = {delta}: error rate {rate:.3f}", fontsize=10)
+  path = _plot.save(fig, out_dir, "response_graph_ucb_guarantees")
+  details = (f"{n_games} Bernoulli 3x3 games (means on a 1/20 grid, every gap >= 0.15), {seeds} seeds each, "
+             f"delta = {delta}: error rate {rate:.4f}; samples / bound worst {max(np.array(measured[:-1]) / np.array(bound[:-1])):.3f}")
+  return result_from_ratios("response_graph_ucb_guarantees", np.array(measured), np.array(bound), details,
+                            (path,), 0.0)
