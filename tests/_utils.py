@@ -1,8 +1,19 @@
 """Thin test helpers (chex is used only through here, so it can be swapped)."""
 
+import functools
+
 import chex
 import jax
 import numpy as np
+
+
+def x64(fn):
+  """Runs a test with float64 enabled (``jax.enable_x64`` as a context)."""
+  @functools.wraps(fn)
+  def wrapped(*a, **k):
+    with jax.enable_x64(True):
+      return fn(*a, **k)
+  return wrapped
 
 
 def _key_data(tree):

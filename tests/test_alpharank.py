@@ -7,25 +7,16 @@ of the response graph computed by scipy's graph routines; numpy's
 eigen-solver on small chains.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy.sparse.csgraph import connected_components
 
 from nashax.solvers import alpharank as A
+from nashax.theory.ranking import _sink_mask  # scipy's strong components
+from _utils import x64 as _x64
 
 RPS = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
-
-
-def _x64(fn):
-  @functools.wraps(fn)
-  def wrapped(*a, **k):
-    with jax.enable_x64(True):
-      return fn(*a, **k)
-  return wrapped
 
 
 @_x64
@@ -80,16 +71,6 @@ def test_gth_matches_an_eigen_solve_on_moderate_chains():
     assert float(res.residual) < 1e-12
 
 
-def _sink_sccs(adj):
-  n = adj.shape[0]
-  _, labels = connected_components(adj, directed=True, connection="strong")
-  sinks = set(range(labels.max() + 1))
-  for i, j in zip(*np.nonzero(adj)):
-    if labels[i] != labels[j]:
-      sinks.discard(labels[i])
-  return np.isin(labels, list(sinks)), n
-
-
 @_x64
 def test_infinite_alpha_lives_on_the_sink_components():
   """On random 3x3x3 general-sum games (integer payoffs, so with ties) the alpha = inf mass is exactly on the
@@ -99,7 +80,7 @@ def test_infinite_alpha_lives_on_the_sink_components():
   for _ in range(10):
     payoffs = rng.integers(-3, 4, size=(3, 3, 3, 3)).astype(float)
     adj = np.asarray(A.response_graph(payoffs, weak=True))
-    sink, _ = _sink_sccs(adj)
+    sink = _sink_mask(adj)
     pi = np.asarray(A.alpharank(payoffs, np.inf, 20).pi)
     assert pi[~sink].sum() < 1e-12 and (pi[sink] > 1e-12).all()
     big = A.alpharank(payoffs, 1e4, 20)

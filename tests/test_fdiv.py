@@ -7,8 +7,6 @@ and its reference equilibrium, and a damped fixed-point iteration as a
 second algorithm for the f-regularised equilibrium.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,16 +19,9 @@ from nashax.core import divergences as D
 from nashax.core import metrics as metrics_lib
 from nashax.core.games import FRegularizedGame, TargetDistribution
 from nashax.solvers import fdiv, losses
+from _utils import x64 as _x64
 
 SWEEP = [(n, None) for n in D.NAMES if n != "alpha"] + [("alpha", a) for a in (-1.5, -1.0, 0.3, 0.5, 0.7, 2.0)]
-
-
-def _x64(fn):
-  @functools.wraps(fn)
-  def wrapped(*a, **k):
-    with jax.enable_x64(True):
-      return fn(*a, **k)
-  return wrapped
 
 
 def _np_f(name, t, a=None):

@@ -5,8 +5,6 @@ Independent sources are named per test: closed forms (THEORY.md sections 0,
 fixed-point iteration) for the regularised equilibrium.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,15 +15,7 @@ from nashax import games, solvers
 from nashax.core.games import ContextualPreferenceGame, PreferenceGame
 from nashax.core import metrics as metrics_lib
 from nashax.solvers import losses, nlhf
-
-
-
-def _x64(fn):
-  @functools.wraps(fn)
-  def wrapped(*a, **k):
-    with jax.enable_x64(True):
-      return fn(*a, **k)
-  return wrapped
+from _utils import x64 as _x64
 
 
 def _damped_fixed_point(p, log_ref, beta, iters=300_000):
