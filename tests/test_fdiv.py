@@ -425,6 +425,10 @@ def test_bad_input_is_refused():
   """Unknown names, non-finite alpha, wrong types and out-of-range hyperparameters raise ValueError in words."""
   with pytest.raises(ValueError, match="name"):
     D.get("kl")
+  with pytest.raises(ValueError, match="beta"):
+    D.regularized_argmax(jnp.zeros(3), jnp.log(jnp.full(3, 1 / 3)), 0.0, D.jensen_shannon())
+  with pytest.raises(ValueError, match="beta"):
+    D.regularized_max(jnp.zeros(3), jnp.log(jnp.full(3, 1 / 3)), float("nan"), D.chi_squared())
   with pytest.raises(ValueError, match="alpha"):
     D.get("reverse_kl", 0.5)
   with pytest.raises(ValueError, match="alpha"):

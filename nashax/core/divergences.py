@@ -448,6 +448,15 @@ def get(name: str, alpha: Optional[jax.typing.ArrayLike] = None) -> Divergence:
 # ------------------------------------------------------------------ f-regularized best response
 
 
+def _check_beta(beta) -> None:
+  """Concrete ``beta`` must be finite and > 0 (a traced one, inside a game's metrics, is the game's own)."""
+  if isinstance(beta, jax.core.Tracer):
+    return
+  b = np.asarray(beta, np.float64)
+  if not (np.isfinite(b).all() and (b > 0).all()):
+    raise ValueError(f"beta: must be finite and > 0, got {beta!r}")
+
+
 def regularized_argmax(reward: jax.typing.ArrayLike, log_ref: jax.typing.ArrayLike, beta: jax.typing.ArrayLike,
                        divergence: Divergence, iters: int = 200) -> jax.Array:
   """``argmax_pi <pi, r> - beta D_f(pi || ref)`` over the simplex, as log-probabilities.
@@ -468,6 +477,7 @@ def regularized_argmax(reward: jax.typing.ArrayLike, log_ref: jax.typing.ArrayLi
     divergence: the ``Divergence``.
     iters: bisection steps (static).
   """
+  _check_beta(beta)
   r = jnp.asarray(reward)
   lr = jnp.broadcast_to(jnp.asarray(log_ref, r.dtype), r.shape)
   beta = jnp.asarray(beta, r.dtype)
@@ -512,6 +522,7 @@ def regularized_argmax(reward: jax.typing.ArrayLike, log_ref: jax.typing.ArrayLi
 def regularized_max(reward: jax.typing.ArrayLike, log_ref: jax.typing.ArrayLike, beta: jax.typing.ArrayLike,
                     divergence: Divergence) -> jax.Array:
   """``max_pi <pi, r> - beta D_f(pi || ref)`` (reverse KL: ``beta log sum ref e^{r/beta}``)."""
+  _check_beta(beta)
   r = jnp.asarray(reward)
   lr = jnp.broadcast_to(jnp.asarray(log_ref, r.dtype), r.shape)
   if divergence.name == "reverse_kl":
