@@ -1,4 +1,4 @@
-"""The ``nashax`` command line: ``nashax verify`` runs the theory claims."""
+"""The ``nashax`` command line: ``verify`` (theory claims), ``sweep`` and ``plot``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,61 @@ _EPILOG = """examples:
   nashax verify --list                  name the claims
   nashax verify --json runs/verify.json machine-readable results
 """
+
+_SWEEP_EPILOG = """examples:
+  nashax sweep examples/sweeps/nash_md_eta.toml            run (or resume) into runs/sweeps/nash_md_eta/
+  nashax sweep examples/sweeps/nlhf_race.toml --out /tmp/race
+  nashax sweep --list                                      game families and solvers a config may name
+
+A config is TOML with [game] (family, size, family hyperparameters), one or more
+[[solver]] tables (name and hyperparameters) and [run] (seeds, steps, every,
+metrics, chunk, batch_size, seed). A list is a grid axis. A killed sweep started
+again resumes from its last finished chunk; a finished one does nothing.
+"""
+
+_PLOT_EPILOG = """examples:
+  nashax plot runs/sweeps/nash_md_eta                 PNGs in runs/sweeps/nash_md_eta/plots/
+  nashax plot runs/sweeps/nash_md_eta --metric duality_gap
+"""
+
+
+def _sweep(args: argparse.Namespace) -> int:
+  from nashax import sweeps
+
+  if args.list:
+    print("game families:")
+    for k, f in sweeps.GAME_FAMILIES.items():
+      print(f"  {k:26s} {f.doc}" + (f"  [hyperparameters: {', '.join(f.hparams)}]" if f.hparams else ""))
+    print("solvers (hyperparameters are the factory's keyword arguments):")
+    for k in sweeps.SOLVERS:
+      params, _ = sweeps.registry.solver_params(k)
+      print(f"  {k:26s} {', '.join(params)}")
+    return 0
+  if not args.config:
+    print("nashax sweep: give a CONFIG file (or --list)", file=sys.stderr)
+    return 2
+  try:
+    res = sweeps.run_sweep(args.config, args.out, progress=not args.quiet)
+    if not args.no_plots:
+      paths = sweeps.plot_results(res.out)
+      print(f"nashax sweep: {len(paths)} plots in {res.out}/plots")
+  except ValueError as e:
+    print(f"nashax sweep: {e}", file=sys.stderr)
+    return 2
+  return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+  from nashax import sweeps
+
+  try:
+    paths = sweeps.plot_results(args.results, args.metric and [args.metric], args.dir)
+  except ValueError as e:
+    print(f"nashax plot: {e}", file=sys.stderr)
+    return 2
+  for p in paths:
+    print(p)
+  return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -44,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="nashax",
       description="nashax: JAX solvers for game-theoretic alignment, with executable theory checks.",
-      epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+      epilog=_EPILOG + "\n" + _SWEEP_EPILOG + "\n" + _PLOT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest="command", required=True)
   v = sub.add_parser(
       "verify", help="measure what each theorem bounds and compare with the bound",
@@ -57,9 +112,32 @@ def main(argv: list[str] | None = None) -> int:
   v.add_argument("--fast", action="store_true", help="small sizes (seconds, for tests)")
   v.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
   v.add_argument("--out", default="runs/verify", metavar="DIR", help="where the report and plots go (default runs/verify)")
+  sw = sub.add_parser(
+      "sweep", help="run a grid of games x solvers x hyperparameters x seeds, resumable",
+      description=("Validates CONFIG before compiling anything, runs its grid as one vmapped batch axis in chunks "
+                   "(sharded over all devices), writes results.csv / results.npz / traces.npz and the standard "
+                   "plots. Exits 2 on a bad config."),
+      epilog=_SWEEP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+  sw.add_argument("config", nargs="?", metavar="CONFIG", help="a TOML sweep file")
+  sw.add_argument("--out", metavar="DIR", help="results folder (default runs/sweeps/<config name>)")
+  sw.add_argument("--list", action="store_true", help="name the game families and solvers, then exit")
+  sw.add_argument("--quiet", action="store_true", help="no progress bar")
+  sw.add_argument("--no-plots", action="store_true", help="skip the plots")
+  pl = sub.add_parser(
+      "plot", help="draw the standard figures of a finished sweep",
+      description=("Metric vs step with seed bands, final metric vs each swept hyperparameter, and a heatmap "
+                   "over the first two swept hyperparameters."),
+      epilog=_PLOT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+  pl.add_argument("results", metavar="RESULTS", help="a sweep's results folder")
+  pl.add_argument("--metric", help="only this metric")
+  pl.add_argument("--dir", metavar="DIR", help="where the PNGs go (default RESULTS/plots)")
   args = parser.parse_args(argv)
   if args.command == "verify":
     return _verify(args)
+  if args.command == "sweep":
+    return _sweep(args)
+  if args.command == "plot":
+    return _plot(args)
   return 2
 
 

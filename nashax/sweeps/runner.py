@@ -1,0 +1,343 @@
+"""Running a sweep: grid -> one batch axis -> chunks of ``lax.map``-ed vmaps -> files.
+
+Each chunk of rows (grid point x seed) is one jitted call; its results are
+written atomically (a temporary file, then ``os.replace``) before the next one
+starts, so a sweep killed at any moment (SIGKILL included) restarts from the
+last finished chunk and recomputes nothing that was written. A row's result
+depends only on its grid point and seed (keys are ``fold_in(key(seed0), seed)``
+and chunks are padded to a fixed shape), so a resumed sweep writes the same
+table as an uninterrupted one. On several devices the batch axis is sharded
+over a one-axis ``Mesh``.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+import sys
+import time
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nashax.core.metrics import metrics as _metrics
+from nashax.core.solver import run as _run
+from nashax.sweeps import registry
+from nashax.sweeps.config import SweepConfig, from_dict, load_config
+
+__all__ = ["Results", "run_sweep", "load_results", "default_out"]
+
+_VERSION = 1
+
+
+class Results(NamedTuple):
+  """A finished sweep.
+
+  Attributes:
+    table: column name -> ``[rows]`` array (one row per grid point and seed).
+    traces: metric -> ``[rows, T]`` array; row ``i`` matches ``table`` row ``i``.
+    steps: ``[T]`` the step of each trace entry.
+    out: the folder holding ``results.csv``, ``results.npz``, ``traces.npz``.
+    computed: chunks computed by this call (0 when it found the sweep finished).
+  """
+
+  table: dict
+  traces: dict
+  steps: np.ndarray
+  out: str
+  computed: int = 0
+
+
+def default_out(cfg: SweepConfig) -> str:
+  return os.path.join("runs", "sweeps", cfg.name)
+
+
+@functools.lru_cache(maxsize=None)
+def _metric_fn(names: tuple[str, ...]) -> Callable:
+  def fn(game, state):
+    m = _metrics(game, state)
+    return {"oracle_calls": state.oracle_calls, **{k: getattr(m, k) for k in names}}
+  return fn
+
+
+class _Group(NamedTuple):
+  solver_index: int
+  size: int
+  rows: list  # [(point, seed)]
+
+
+def _solver(cfg: SweepConfig, point) -> Any:
+  return registry.SOLVERS[point.solver](**point.solver_hparams)
+
+
+def _groups(cfg: SweepConfig, points) -> list[_Group]:
+  """Rows that share a compiled function: same solver structure (static options, leaf shapes) and size."""
+  groups: dict = {}
+  for p in points:
+    s = _solver(cfg, p)
+    shapes = tuple((np.shape(x), np.asarray(x).dtype.str) for x in jax.tree.leaves(s))
+    key = (p.solver_index, p.size, jax.tree.structure(s), shapes)
+    groups.setdefault(key, _Group(p.solver_index, p.size, []))
+    groups[key].rows.extend((p.index, seed) for seed in range(cfg.seeds))
+  return list(groups.values())
+
+
+def _plan(cfg: SweepConfig, groups: list[_Group]) -> list[tuple[int, list]]:
+  """Chunks as ``(group index, rows)``, at most ``cfg.chunk`` rows each."""
+  chunks = []
+  for gi, g in enumerate(groups):
+    for i in range(0, len(g.rows), cfg.chunk):
+      chunks.append((gi, g.rows[i:i + cfg.chunk]))
+  return chunks
+
+
+def _row_fn(cfg: SweepConfig, size: int) -> Callable:
+  fam = registry.GAME_FAMILIES[cfg.family]
+  names = tuple(cfg.metrics)
+
+  def one(x):
+    key = jax.random.fold_in(jax.random.key(cfg.seed), x["seed"])
+    gkey, skey = jax.random.split(key)
+    game = fam.build(gkey, size if fam.sized else None, **x["game"])
+    _, trace = _run(x["solver"], game, skey, num_steps=cfg.steps, every=cfg.every, metric_fn=_metric_fn(names))
+    return trace
+
+  return one
+
+
+def _inputs(cfg: SweepConfig, points, rows: list) -> dict:
+  """Stacked per-row inputs: seed, game hyperparameters, the solver pytree."""
+  solvers = [_solver(cfg, points[p]) for p, _ in rows]
+  stacked = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *solvers)
+  game = {k: np.asarray([points[p].game_hparams[k] for p, _ in rows], np.float32) for k, _ in cfg.game_grid}
+  return {"seed": np.asarray([s for _, s in rows], np.int32), "game": game, "solver": stacked}
+
+
+def _pad(x: dict, total: int) -> dict:
+  n = len(x["seed"])
+  idx = np.minimum(np.arange(total), n - 1)
+  return jax.tree.map(lambda a: a[idx], x)
+
+
+class _Compiled:
+  """The jitted chunk function of one group: ``[D, m]`` rows, vmapped over devices, ``lax.map`` inside."""
+
+  def __init__(self, cfg: SweepConfig, size: int, devices: list):
+    self.d = len(devices)
+    per = -(-cfg.chunk // self.d)
+    self.bs = min(cfg.batch_size or per, per)
+    self.m = -(-per // self.bs) * self.bs
+    one = _row_fn(cfg, size)
+    fn = jax.vmap(lambda xs: jax.lax.map(one, xs, batch_size=self.bs))
+    self.sharding = None
+    if self.d > 1:
+      mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
+      self.sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
+    self.fn = jax.jit(fn)
+    self.one = one
+
+  def __call__(self, x: dict) -> dict:
+    n = len(x["seed"])
+    xp = _pad(x, self.d * self.m)
+    xp = jax.tree.map(lambda a: a.reshape((self.d, self.m) + a.shape[1:]), xp)
+    if self.sharding is not None:
+      xp = jax.device_put(xp, self.sharding)
+    out = self.fn(xp)
+    return {k: np.asarray(v).reshape((self.d * self.m,) + v.shape[2:])[:n] for k, v in out.items()}
+
+
+def _check_runs(cfg: SweepConfig, points, groups: list[_Group]) -> None:
+  """Traces one row of every group abstractly (``eval_shape``: no compilation)."""
+  for g in groups:
+    p = points[g.rows[0][0]]
+    x = jax.tree.map(lambda a: a[0], _inputs(cfg, points, g.rows[:1]))
+    try:
+      out = jax.eval_shape(_row_fn(cfg, g.size), x)
+    except Exception as e:  # noqa: BLE001 - reworded with the names a user wrote
+      raise ValueError(f"solver: {p.solver!r} cannot run on game family {cfg.family!r}: "
+                       f"{type(e).__name__}: {e}") from None
+    for k in cfg.metrics:
+      if out.get(k) is None:
+        raise ValueError(f"run.metrics: {k!r} is not defined for game family {cfg.family!r}")
+
+
+def _atomic_write(path: str, write: Callable) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "wb") as f:
+    write(f)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+class _Progress:
+  def __init__(self, total: int, done: int, enabled: bool):
+    self.total, self.done, self.start_done, self.enabled = total, done, done, enabled
+    self.t0 = time.perf_counter()
+
+  def update(self, k: int = 1) -> None:
+    self.done += k
+    if not self.enabled:
+      return
+    el = time.perf_counter() - self.t0
+    new = self.done - self.start_done
+    eta = el / new * (self.total - self.done) if new else 0.0
+    w = 30
+    fill = int(w * self.done / max(self.total, 1))
+    sys.stderr.write(f"\r[{'#' * fill}{'.' * (w - fill)}] {self.done}/{self.total} chunks  "
+                     f"{el:6.1f}s  eta {eta:5.1f}s")
+    if self.done == self.total:
+      sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _chunk_path(out: str, i: int) -> str:
+  return os.path.join(out, "chunks", f"c{i:05d}.npz")
+
+
+def run_sweep(config: Any, out: Optional[str] = None, *, progress: bool = True,
+              devices: Optional[list] = None, log: Callable[[str], None] = print) -> Results:
+  """Runs (or resumes, or finds finished) a sweep and returns its results.
+
+  Args:
+    config: a ``SweepConfig``, a dict in the TOML layout, or a path to a TOML file.
+    out: the results folder (default ``runs/sweeps/<name>``). It holds
+      ``manifest.json``, ``chunks/`` while running, and at the end
+      ``results.csv`` and ``results.npz`` (one row per grid point and seed) and
+      ``traces.npz`` (``[rows, T]`` per metric).
+    progress: draw a progress bar on stderr.
+    devices: devices to shard the batch axis over (default: all of
+      ``jax.devices()``).
+    log: where one-line messages go.
+
+  Returns:
+    ``Results``.
+
+  Raises:
+    ValueError: a bad config (naming the key), a solver that cannot run on the
+      family, or an ``out`` folder that holds a different sweep; all before
+      anything compiles.
+  """
+  cfg = config if isinstance(config, SweepConfig) else (
+      load_config(config) if isinstance(config, (str, os.PathLike)) else from_dict(config))
+  out = out or default_out(cfg)
+  manifest_path = os.path.join(out, "manifest.json")
+  fp = cfg.fingerprint()
+  if os.path.exists(manifest_path):
+    with open(manifest_path) as f:
+      old = json.load(f)
+    if old.get("fingerprint") != fp:
+      raise ValueError(f"out: {out} holds a different sweep (fingerprint {old.get('fingerprint')} != {fp}); "
+                       "choose another folder or delete it")
+    if old.get("finished") and os.path.exists(os.path.join(out, "results.npz")):
+      log(f"nashax sweep: {cfg.name} already finished; results in {out}/results.csv")
+      return load_results(out)
+  points = cfg.points()
+  groups = _groups(cfg, points)
+  chunks = _plan(cfg, groups)
+  _check_runs(cfg, points, groups)
+  os.makedirs(os.path.join(out, "chunks"), exist_ok=True)
+  manifest = {"version": _VERSION, "fingerprint": fp, "config": cfg.to_dict(), "num_chunks": len(chunks),
+              "num_rows": len(points) * cfg.seeds, "finished": False}
+  if not os.path.exists(manifest_path):
+    _atomic_write(manifest_path, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
+  done = [os.path.exists(_chunk_path(out, i)) for i in range(len(chunks))]
+  todo = [i for i, d in enumerate(done) if not d]
+  if sum(done):
+    log(f"nashax sweep: resuming {cfg.name}: {sum(done)} of {len(chunks)} chunks already done")
+  devs = list(devices) if devices is not None else jax.devices()
+  compiled: dict = {}
+  bar = _Progress(len(chunks), sum(done), progress)
+  for i in todo:
+    gi, rows = chunks[i]
+    if gi not in compiled:
+      compiled[gi] = _Compiled(cfg, groups[gi].size, devs)
+    res = compiled[gi](_inputs(cfg, points, rows))
+    arrays = {"point": np.asarray([p for p, _ in rows]), "seed": np.asarray([s for _, s in rows])}
+    arrays.update({f"m_{k}": v for k, v in res.items()})
+    _atomic_write(_chunk_path(out, i), lambda f, a=arrays: np.savez(f, **a))
+    bar.update()
+  results = _finish(cfg, points, len(chunks), out)
+  manifest["finished"] = True
+  _atomic_write(manifest_path, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
+  bad = int((~results.table["finite"]).sum())
+  if bad:
+    log(f"nashax sweep: WARNING {bad} of {len(results.table['finite'])} rows have a non-finite metric "
+        "(column 'finite' is False); a step size may be too large")
+  log(f"nashax sweep: {cfg.name}: {len(results.table['point'])} rows in {out}/results.csv")
+  return results._replace(computed=len(todo))
+
+
+def _finish(cfg: SweepConfig, points, num_chunks: int, out: str) -> Results:
+  parts = []
+  for i in range(num_chunks):
+    with np.load(_chunk_path(out, i)) as z:
+      parts.append({k: z[k] for k in z.files})
+  cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+  order = np.lexsort((cat["seed"], cat["point"]))
+  cat = {k: v[order] for k, v in cat.items()}
+  n = len(order)
+  calls = cat.pop("m_oracle_calls")[:, -1]
+  traces = {k[2:]: v.astype(np.float64) for k, v in cat.items() if k.startswith("m_")}
+  steps = (np.arange(cfg.steps // cfg.every) + 1) * cfg.every
+  table: dict = {"point": cat["point"], "seed": cat["seed"],
+                 "family": np.asarray([cfg.family] * n), "size": np.asarray([points[p].size for p in cat["point"]])}
+  for k, _ in cfg.game_grid:
+    table[k] = np.asarray([points[p].game_hparams[k] for p in cat["point"]], np.float64)
+  table["solver"] = np.asarray([points[p].solver for p in cat["point"]])
+  hnames = []
+  for spec in cfg.solvers:
+    hnames += [k for k, _ in spec.grid if k not in hnames and k not in table]
+  for k in hnames:
+    vals = [points[p].solver_hparams.get(k, "") for p in cat["point"]]
+    vals = [" ".join(map(str, v)) if isinstance(v, tuple) else v for v in vals]
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+      table[k] = np.asarray(vals, np.float64)
+    else:
+      table[k] = np.asarray([str(v) for v in vals])
+  table["steps"] = np.full(n, cfg.steps)
+  table["oracle_calls"] = calls
+  finite = np.ones(n, bool)
+  for k, v in traces.items():
+    table[k] = v[:, -1]
+    finite &= np.isfinite(v).all(axis=1)
+  table["finite"] = finite
+  _atomic_write(os.path.join(out, "results.npz"), lambda f: np.savez(f, **table))
+  _atomic_write(os.path.join(out, "traces.npz"), lambda f: np.savez(f, step=steps, **traces))
+
+  def write_csv(f):
+    import io
+    s = io.StringIO()
+    w = csv.writer(s)
+    w.writerow(list(table))
+    for i in range(n):
+      w.writerow([_fmt(table[k][i]) for k in table])
+    f.write(s.getvalue().encode())
+
+  _atomic_write(os.path.join(out, "results.csv"), write_csv)
+  return Results(table, traces, steps, out)
+
+
+def _fmt(x) -> str:
+  if isinstance(x, (np.floating, float)):
+    return repr(float(x))
+  if isinstance(x, (np.bool_, bool)):
+    return "true" if x else "false"
+  return str(x)
+
+
+def load_results(out: str) -> Results:
+  """Reads a finished sweep's folder back as ``Results``."""
+  path = os.path.join(out, "results.npz")
+  if not os.path.exists(path):
+    raise ValueError(f"results: {out} holds no finished sweep (no results.npz); run `nashax sweep` first")
+  with np.load(path) as z:
+    table = {k: z[k] for k in z.files}
+  with np.load(os.path.join(out, "traces.npz")) as z:
+    traces = {k: z[k] for k in z.files if k != "step"}
+    steps = z["step"]
+  return Results(table, traces, steps, out)
