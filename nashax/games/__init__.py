@@ -20,6 +20,7 @@ from nashax.games.finite_sum import (
     robust_least_squares,
     robust_least_squares_solution,
 )
+from nashax.games import alignment
 from nashax.games.metagames import (
     bernoulli_game,
     kuhn_meta_game,
@@ -41,6 +42,7 @@ from nashax.games.preference import (
 )
 
 __all__ = [
+    "alignment",
     "kuhn_meta_game",
     "kuhn_nash_policy",
     "kuhn_poker_value",
