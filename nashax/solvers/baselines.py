@@ -65,6 +65,7 @@ def fit_bradley_terry(preference: jax.typing.ArrayLike, pair_weights: Optional[j
   w = w * (1.0 - eye)
   if mask is not None:
     w = w * mask[..., :, None] * mask[..., None, :]
+  live = jnp.ones(p.shape[:-1], p.dtype) if mask is None else mask.astype(p.dtype)
   wp = w * p
   scale = jnp.maximum(jnp.sum(w, axis=(-2, -1), keepdims=True), jnp.finfo(p.dtype).tiny)
   wp = wp / scale
@@ -75,7 +76,14 @@ def fit_bradley_terry(preference: jax.typing.ArrayLike, pair_weights: Optional[j
     g = -jnp.sum(a, -1) + jnp.sum(a, -2)
     b = wp * s * (1.0 - s)
     bb = b + jnp.swapaxes(b, -1, -2)
-    h = jnp.sum(bb, -1)[..., :, None] * eye - bb + ridge * eye
+    lap = jnp.sum(bb, -1)[..., :, None] * eye - bb
+    # The Hessian is a graph Laplacian: singular along the constant vector (and zero on masked rows).
+    # g sums to 0 over the live responses, so adding c m m^T / |m| (and 1 on masked diagonals)
+    # changes no Newton step but keeps the system invertible in float32 (a bare ridge of 1e-9 is
+    # below float32 resolution and gave NaN once the gradient vanished).
+    c = jnp.maximum(jnp.sum(jnp.diagonal(lap, 0, -2, -1) * live, -1) / jnp.sum(live, -1), jnp.finfo(p.dtype).tiny)
+    h = (lap + (c / jnp.sum(live, -1))[..., None, None] * live[..., :, None] * live[..., None, :]
+         + (1.0 - live)[..., :, None] * eye + ridge * eye)
     d = jnp.linalg.solve(h, g[..., None])[..., 0]
     size = jnp.max(jnp.abs(d), axis=-1, keepdims=True)
     d = d * jnp.minimum(1.0, 2.0 / jnp.maximum(size, 1e-30))  # trust region of 2 nats per step
