@@ -244,3 +244,26 @@ def test_plot_command_draws_the_standard_figures(tmp_path):
   assert {"trace_duality_gap.png", "final_duality_gap_vs_beta.png", "final_duality_gap_vs_eta.png",
           "final_duality_gap_vs_size.png", "heatmap_duality_gap_size_beta.png"} <= names
   assert cli.main(["plot", str(tmp_path), "--metric", "nash_conv"]) == 2
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["verify", "--help"], ["sweep", "--help"], ["plot", "--help"]])
+def test_help_says_what_and_gives_an_example(argv, capsys):
+  """Each subcommand's help has a description and an 'examples:' block with a nashax command."""
+  from nashax import cli
+
+  with pytest.raises(SystemExit) as e:
+    cli.main(argv)
+  assert e.value.code == 0
+  out = capsys.readouterr().out
+  assert "examples:" in out and "\n  nashax " in out
+  if argv[0] == "--help":
+    for sub in ("verify", "sweep", "plot"):
+      assert sub in out
+
+
+def test_sweep_list_names_families_and_solvers(capsys):
+  from nashax import cli
+
+  assert cli.main(["sweep", "--list"]) == 0
+  out = capsys.readouterr().out
+  assert "random_preference" in out and "nash_md" in out and "eta" in out
