@@ -246,7 +246,7 @@ def test_plot_command_draws_the_standard_figures(tmp_path):
   assert cli.main(["plot", str(tmp_path), "--metric", "nash_conv"]) == 2
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["verify", "--help"], ["sweep", "--help"], ["plot", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["verify", "--help"], ["sweep", "--help"], ["plot", "--help"], ["train", "--help"]])
 def test_help_says_what_and_gives_an_example(argv, capsys):
   """Each subcommand's help has a description and an 'examples:' block with a nashax command."""
   from nashax import cli
@@ -257,7 +257,7 @@ def test_help_says_what_and_gives_an_example(argv, capsys):
   out = capsys.readouterr().out
   assert "examples:" in out and "\n  nashax " in out
   if argv[0] == "--help":
-    for sub in ("verify", "sweep", "plot"):
+    for sub in ("verify", "sweep", "plot", "train"):
       assert sub in out
 
 

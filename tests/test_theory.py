@@ -18,15 +18,16 @@ FDIV_CLAIMS = ["divergence_axioms", "f_dpg_reaches_target", "f_dpg_alignment_div
 RANKING_CLAIMS = ["alpharank_limits", "response_graph_ucb_guarantees"]
 ALIGNMENT_CLAIMS = ["off_switch_incentive", "consensus_game_pikl", "red_teaming_safety_guarantee", "best_of_n_win_rate",
                     "transformed_rewards_and", "dpo_ranking_accuracy"]
+POLICY_CLAIMS = ["policy_nash_beats_iterative_dpo"]
 
 
 def test_issue_claims_are_registered():
   names = [c.name for c in registry.claims()]
-  for n in FOUNDATION_CLAIMS + NLHF_CLAIMS + MONOTONE_CLAIMS + FDIV_CLAIMS + RANKING_CLAIMS + ALIGNMENT_CLAIMS:
+  for n in FOUNDATION_CLAIMS + NLHF_CLAIMS + MONOTONE_CLAIMS + FDIV_CLAIMS + RANKING_CLAIMS + ALIGNMENT_CLAIMS + POLICY_CLAIMS:
     assert n in names
 
 
-@pytest.mark.parametrize("name", FOUNDATION_CLAIMS + NLHF_CLAIMS + MONOTONE_CLAIMS + FDIV_CLAIMS + RANKING_CLAIMS + ALIGNMENT_CLAIMS)
+@pytest.mark.parametrize("name", FOUNDATION_CLAIMS + NLHF_CLAIMS + MONOTONE_CLAIMS + FDIV_CLAIMS + RANKING_CLAIMS + ALIGNMENT_CLAIMS + POLICY_CLAIMS)
 def test_claim_passes_fast(name, tmp_path):
   (r,) = registry.run_claims(name, fast=True, out_dir=str(tmp_path))
   assert r.status == "pass", r

@@ -16,14 +16,13 @@ import csv
 import functools
 import json
 import os
-import sys
-import time
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nashax._progress import Progress
 from nashax.core.metrics import metrics as _metrics
 from nashax.core.solver import run as _run
 from nashax.sweeps import registry
@@ -174,27 +173,6 @@ def _atomic_write(path: str, write: Callable) -> None:
   os.replace(tmp, path)
 
 
-class _Progress:
-  def __init__(self, total: int, done: int, enabled: bool):
-    self.total, self.done, self.start_done, self.enabled = total, done, done, enabled
-    self.t0 = time.perf_counter()
-
-  def update(self, k: int = 1) -> None:
-    self.done += k
-    if not self.enabled:
-      return
-    el = time.perf_counter() - self.t0
-    new = self.done - self.start_done
-    eta = el / new * (self.total - self.done) if new else 0.0
-    w = 30
-    fill = int(w * self.done / max(self.total, 1))
-    sys.stderr.write(f"\r[{'#' * fill}{'.' * (w - fill)}] {self.done}/{self.total} chunks  "
-                     f"{el:6.1f}s  eta {eta:5.1f}s")
-    if self.done == self.total:
-      sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
 def _chunk_path(out: str, i: int) -> str:
   return os.path.join(out, "chunks", f"c{i:05d}.npz")
 
@@ -251,7 +229,7 @@ def run_sweep(config: Any, out: Optional[str] = None, *, progress: bool = True,
     log(f"nashax sweep: resuming {cfg.name}: {sum(done)} of {len(chunks)} chunks already done")
   devs = list(devices) if devices is not None else jax.devices()
   compiled: dict = {}
-  bar = _Progress(len(chunks), sum(done), progress)
+  bar = Progress(len(chunks), sum(done), progress)
   for i in todo:
     gi, rows = chunks[i]
     if gi not in compiled:

@@ -1,0 +1,331 @@
+"""Experiments: a TOML file -> oracle, model, trainer(s) -> metrics, plots and checkpoints on disk.
+
+``load_experiment(path)`` checks the whole file before anything compiles
+(unknown algorithm, negative beta, a vocabulary too small for the oracle,
+unknown keys: each refused with a message naming the key).
+``run_experiment(config, out)`` trains each listed algorithm on the same
+oracle and initial policy, on a ``Mesh`` of all devices (the batch sharded),
+with a progress bar; every ``checkpoint_every`` steps the whole train state
+is saved with orbax, and a run started again resumes from the newest
+checkpoint and continues exactly (a finished one is not run again). Per
+algorithm it writes ``metrics.csv`` (step, loss, KL to the reference, win rate
+against the reference, exploitability on the oracle's game); at the end a
+comparison plot of all of them.
+
+Example (``examples/policies/nash_vs_dpo.toml``)::
+
+  [model]
+  vocab_size = 4
+  num_layers = 2
+  embed_dim = 32
+
+  [oracle]
+  num_classes = 3
+  response_len = 3
+
+  [train]
+  algorithm = ["iterative_dpo", "nash_md", "sppo", "egpo"]
+  beta = 0.1
+  num_steps = 300
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Any, Callable, Mapping, Optional
+
+import jax
+import numpy as np
+
+from nashax._progress import Progress
+from nashax.policies import oracles as O
+from nashax.policies import reward_model as RM
+from nashax.policies import transformer as T
+from nashax.policies.checkpoint import Checkpoints
+from nashax.policies.train import ALGORITHMS, TrainConfig, make_trainer
+
+__all__ = ["Experiment", "load_experiment", "experiment_from_dict", "run_experiment", "METRICS"]
+
+METRICS = ("loss", "kl_ref", "win_rate_ref", "exploitability", "gap_unregularized")
+_ORACLE_KEYS = ("num_classes", "response_len", "margin", "noise", "seed")
+_RUN_KEYS = ("eval_every", "checkpoint_every", "preference", "preference_steps")
+_PREFERENCES = ("oracle", "bradley_terry", "general")
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """A validated experiment.
+
+  Attributes:
+    name: label (default output folder ``runs/train/<name>``).
+    model: ``TransformerConfig``.
+    oracle: ``{"num_classes", "response_len", "margin", "noise", "seed"}``.
+    trains: one ``TrainConfig`` per algorithm.
+    eval_every, checkpoint_every: steps between evaluations / checkpoints.
+    preference: what the trainers query: the oracle itself, or a Bradley-Terry
+      or general preference model first fitted to ``preference_steps``
+      batches of oracle comparisons.
+  """
+
+  name: str
+  model: T.TransformerConfig
+  oracle: dict
+  trains: tuple
+  eval_every: int = 25
+  checkpoint_every: int = 100
+  preference: str = "oracle"
+  preference_steps: int = 2000
+
+  def fingerprint(self) -> str:
+    d = {"model": dataclasses.asdict(self.model), "oracle": self.oracle,
+         "trains": [dataclasses.asdict(t) for t in self.trains], "eval_every": self.eval_every,
+         "preference": self.preference, "preference_steps": self.preference_steps}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+  def build_oracle(self) -> O.SequenceOracle:
+    o = self.oracle
+    return O.cyclic_oracle(o["num_classes"], self.model.vocab_size, o["response_len"], margin=o["margin"],
+                           noise=o["noise"], seed=o["seed"])
+
+
+def _table(where, v) -> dict:
+  if not isinstance(v, Mapping):
+    raise ValueError(f"{where}: expected a table, got {v!r}")
+  return dict(v)
+
+
+def experiment_from_dict(d: Mapping[str, Any], *, name: Optional[str] = None) -> Experiment:
+  """Validates an experiment given as a dict in the TOML layout (see the module docstring).
+
+  Raises:
+    ValueError: naming the key, before anything compiles.
+  """
+  d = _table("config", d)
+  for k in d:
+    if k not in ("name", "model", "oracle", "train", "run"):
+      raise ValueError(f"{k}: unknown top-level key; an experiment has name, [model], [oracle], [train], [run]")
+  model = _table("model", d.get("model", {}))
+  fields = {f.name for f in dataclasses.fields(T.TransformerConfig)}
+  for k in model:
+    if k not in fields:
+      raise ValueError(f"model.{k}: unknown key; [model] takes {sorted(fields)}")
+  if "vocab_size" not in model:
+    raise ValueError("model.vocab_size: missing")
+  mc = T.TransformerConfig(**model).validate()
+  oracle = {"margin": 0.3, "noise": 0.1, "seed": 0, **_table("oracle", d.get("oracle", {}))}
+  for k in oracle:
+    if k not in _ORACLE_KEYS:
+      raise ValueError(f"oracle.{k}: unknown key; [oracle] takes {list(_ORACLE_KEYS)}")
+  for k in ("num_classes", "response_len"):
+    if k not in oracle:
+      raise ValueError(f"oracle.{k}: missing")
+  try:
+    O.cyclic_oracle(oracle["num_classes"], mc.vocab_size, oracle["response_len"], margin=oracle["margin"],
+                    noise=oracle["noise"], seed=oracle["seed"])
+  except ValueError as e:
+    msg = str(e)
+    key = "model.vocab_size" if msg.startswith("vocab_size") else f"oracle.{msg.split(':')[0].split('/')[0]}"
+    raise ValueError(f"{key}: {msg.split(': ', 1)[-1]}") from None
+  if (mc.vocab_size - 1) ** oracle["response_len"] > 4096:
+    raise ValueError(f"oracle.response_len: {(mc.vocab_size - 1) ** oracle['response_len']} responses; the exact "
+                     "exploitability enumerates them (at most 4096)")
+  if mc.max_len < oracle["response_len"] + 1:
+    raise ValueError(f"model.max_len: {mc.max_len} cannot hold BOS + {oracle['response_len']} response tokens")
+  train = _table("train", d.get("train", {}))
+  tfields = {f.name for f in dataclasses.fields(TrainConfig)}
+  for k in train:
+    if k not in tfields:
+      raise ValueError(f"train.{k}: unknown key; [train] takes {sorted(tfields)}")
+  algs = train.pop("algorithm", None)
+  if algs is None:
+    raise ValueError(f"train.algorithm: missing; one of {list(ALGORITHMS)} or a list of them")
+  algs = [algs] if isinstance(algs, str) else list(algs)
+  if not algs or len(set(algs)) != len(algs):
+    raise ValueError(f"train.algorithm: a non-empty list without repeats, got {algs}")
+  if "mnpo_weights" in train:
+    train["mnpo_weights"] = tuple(train["mnpo_weights"])
+  trains = tuple(TrainConfig(a, **train).validate() for a in algs)
+  run = _table("run", d.get("run", {}))
+  for k in run:
+    if k not in _RUN_KEYS:
+      raise ValueError(f"run.{k}: unknown key; [run] takes {list(_RUN_KEYS)}")
+  ev, ck = run.get("eval_every", 25), run.get("checkpoint_every", 100)
+  for k, v in (("eval_every", ev), ("checkpoint_every", ck), ("preference_steps", run.get("preference_steps", 2000))):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+      raise ValueError(f"run.{k}: must be a positive integer, got {v!r}")
+  pref = run.get("preference", "oracle")
+  if pref not in _PREFERENCES:
+    raise ValueError(f"run.preference: one of {list(_PREFERENCES)}, got {pref!r}")
+  label = d.get("name", name or "experiment")
+  return Experiment(label, mc, oracle, trains, ev, ck, pref, run.get("preference_steps", 2000))
+
+
+def load_experiment(path: str) -> Experiment:
+  """Reads and validates a TOML experiment (``name`` defaults to the file's stem)."""
+  try:
+    import tomllib
+  except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+  if not os.path.isfile(path):
+    raise ValueError(f"config: no such file {path!r}")
+  with open(path, "rb") as f:
+    try:
+      d = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+      raise ValueError(f"config: {path} is not valid TOML: {e}") from None
+  return experiment_from_dict(d, name=os.path.splitext(os.path.basename(path))[0])
+
+
+def _read_rows(path: str) -> list:
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return list(csv.DictReader(f))
+
+
+def _write_rows(path: str, rows: list) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=["step", *METRICS])
+    w.writeheader()
+    w.writerows(rows)
+  os.replace(tmp, path)
+
+
+def _mesh(devices) -> jax.sharding.Mesh:
+  return jax.sharding.Mesh(np.asarray(devices), ("data",))
+
+
+def run_experiment(config: Any, out: Optional[str] = None, *, progress: bool = True, devices: Optional[list] = None,
+                   stop_after: Optional[int] = None, log: Callable[[str], None] = print) -> dict:
+  """Runs (or resumes) every algorithm of an experiment; returns ``{algorithm: metrics columns}``.
+
+  Args:
+    config: an ``Experiment``, a dict in the TOML layout, or a TOML path.
+    out: results folder (default ``runs/train/<name>``); one subfolder per
+      algorithm with ``metrics.csv`` and ``checkpoints/``, and
+      ``comparison.png``.
+    progress: draw a progress bar.
+    devices: devices of the data-parallel mesh (default all). The batch size
+      must be divisible by their number.
+    stop_after: stop each run after this many steps of this call (for tests
+      of resumption; the run is then unfinished).
+    log: where one-line messages go.
+  """
+  exp = config if isinstance(config, Experiment) else (
+      load_experiment(config) if isinstance(config, (str, os.PathLike)) else experiment_from_dict(config))
+  out = out or os.path.join("runs", "train", exp.name)
+  os.makedirs(out, exist_ok=True)
+  fp_path = os.path.join(out, "experiment.json")
+  fp = exp.fingerprint()
+  if os.path.exists(fp_path):
+    with open(fp_path) as f:
+      old = json.load(f)
+    if old.get("fingerprint") != fp:
+      raise ValueError(f"out: {out} holds a different experiment (fingerprint {old.get('fingerprint')} != {fp}); "
+                       "choose another folder or delete it")
+  else:
+    with open(fp_path, "w") as f:
+      json.dump({"fingerprint": fp, "name": exp.name}, f)
+  devs = list(devices) if devices is not None else jax.devices()
+  for t in exp.trains:
+    if t.batch_size % len(devs):
+      raise ValueError(f"train.batch_size: {t.batch_size} is not divisible by the {len(devs)} devices")
+  mesh = _mesh(devs)
+  oracle = exp.build_oracle()
+  pref = None
+  if exp.preference != "oracle":
+    model = RM.fit(exp.preference, oracle, jax.random.key(exp.oracle["seed"] + 1), num_steps=exp.preference_steps)
+    pref = model.probability
+    log(f"nashax train: fitted a {exp.preference} preference model (log-loss {model.final_loss:.3f})")
+  results = {}
+  for t in exp.trains:
+    results[t.algorithm] = _run_one(exp, t, oracle, pref, mesh, os.path.join(out, t.algorithm), progress,
+                                    stop_after, log)
+  _plot(results, os.path.join(out, "comparison.png"), exp)
+  return results
+
+
+def _run_one(exp, t, oracle, pref, mesh, out, progress, stop_after, log) -> dict:
+  os.makedirs(out, exist_ok=True)
+  trainer = make_trainer(exp.model, t, oracle, pref, mesh)
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  state = jax.device_put(trainer.init(jax.random.key(t.seed)), replicated)
+  ckpt = Checkpoints(os.path.join(out, "checkpoints"))
+  metrics_path = os.path.join(out, "metrics.csv")
+  rows = []
+  done = ckpt.latest()
+  if done is not None:
+    state = ckpt.restore(done, state)
+    rows = [r for r in _read_rows(metrics_path) if int(r["step"]) <= done]
+    if done >= t.num_steps:
+      log(f"nashax train: {t.algorithm} already finished ({done} steps) in {out}")
+      ckpt.close()
+      return _columns(rows)
+    log(f"nashax train: {t.algorithm}: resuming from step {done}")
+  step = jax.jit(trainer.step)
+  evaluate = jax.jit(trainer.evaluate)
+  if not rows:
+    rows.append(_row(0, float("nan"), evaluate(state)))
+  start = int(state.step)
+  bar = Progress(t.num_steps, start, progress, unit=f"steps {t.algorithm}")
+  losses = []
+  for s in range(start, t.num_steps):
+    if stop_after is not None and s - start >= stop_after:
+      break
+    state, m = step(state)
+    losses.append(float(m["loss"]))
+    n = s + 1
+    if n % exp.eval_every == 0 or n == t.num_steps:
+      e = evaluate(state)
+      rows.append(_row(n, float(np.mean(losses)), e))
+      losses = []
+      bar.update(exp.eval_every if n % exp.eval_every == 0 else n % exp.eval_every,
+                 f"exploitability {float(e['exploitability']):.4f}")
+    if n % exp.checkpoint_every == 0 or n == t.num_steps:
+      ckpt.save(n, state)
+      _write_rows(metrics_path, rows)
+  _write_rows(metrics_path, rows)
+  ckpt.close()
+  return _columns(rows)
+
+
+def _row(step: int, loss: float, e: dict) -> dict:
+  r = {"step": step, "loss": loss}
+  r.update({k: float(e[k]) for k in METRICS if k != "loss"})
+  if not all(np.isfinite(v) for k, v in r.items() if k not in ("loss",)):
+    raise FloatingPointError(f"non-finite metrics at step {step}: {r} (a learning rate may be too large)")
+  return r
+
+
+def _columns(rows: list) -> dict:
+  return {k: np.asarray([float(r[k]) for r in rows]) for k in ["step", *METRICS]}
+
+
+def _plot(results: dict, path: str, exp: Experiment) -> None:
+  import matplotlib
+
+  if not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+  for alg, c in results.items():
+    axes[0].semilogy(c["step"], np.maximum(c["exploitability"], 1e-6), label=alg)
+    axes[1].plot(c["step"], c["kl_ref"], label=alg)
+    axes[2].plot(c["step"], c["win_rate_ref"], label=alg)
+  axes[0].set_ylabel("exploitability (regularised game)")
+  axes[1].set_ylabel("KL(pi || pi_ref)")
+  axes[2].set_ylabel("win rate against pi_ref")
+  for ax in axes:
+    ax.set_xlabel("step")
+  axes[0].legend(fontsize=8)
+  fig.suptitle(f"{exp.name}: {exp.model.num_layers}-layer transformer, {exp.oracle['num_classes']}-class cyclic oracle, "
+               f"beta = {exp.trains[0].beta}", fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
