@@ -9,7 +9,7 @@ import pytest
 
 from nashax import solvers
 from nashax.games import alignment as A
-from tests._utils import x64
+from _utils import x64
 
 
 @x64

@@ -215,7 +215,11 @@ def make_trainer(model_config: T.TransformerConfig, train_config: TrainConfig, o
     raise ValueError(f"model.max_len: {model_config.max_len} cannot hold BOS + {oracle.response_len} response tokens")
   pref = preference or oracle.probability
   L = oracle.response_len
-  responses = jnp.asarray(all_responses(oracle.vocab_size, L))
+  n_resp = (oracle.vocab_size - 1) ** L
+  if cfg.exact and n_resp > 4096:
+    raise ValueError(f"train.exact: needs an enumerable response space (<= 4096 responses), got {n_resp}")
+  # Enumerated for the exact metrics (and exact mode); large spaces train without them.
+  responses = jnp.asarray(all_responses(oracle.vocab_size, L)) if n_resp <= 4096 else None
   graphdef, _ = T.init_model(model_config, jax.random.key(0))
   tx = optax.adam(cfg.lr)
   beta, eta = cfg.beta, cfg.eta
@@ -319,7 +323,7 @@ def make_trainer(model_config: T.TransformerConfig, train_config: TrainConfig, o
     raise AssertionError(a)
 
   # ---- exact (population) losses ---------------------------------------------------------------
-  pm = pref(responses[:, None, :], responses[None, :, :])  # [N, N]
+  pm = pref(responses[:, None, :], responses[None, :, :]) if cfg.exact else None  # [N, N]
 
   def exact_loss(params, st: TrainState, key, look_ahead=None):
     del key
@@ -379,6 +383,8 @@ def make_trainer(model_config: T.TransformerConfig, train_config: TrainConfig, o
     return st._replace(params=params, opt_state=opt, anchors=anchors, step=nxt), {"loss": loss}
 
   def evaluate(st: TrainState) -> dict:
+    if responses is None:
+      raise ValueError(f"evaluate: {n_resp} responses are too many to enumerate for the exact metrics")
     lp, ref = all_logp(st.params), all_logp(st.ref)
     q = class_marginals(oracle, lp, responses)
     q_ref = class_marginals(oracle, ref, responses)
