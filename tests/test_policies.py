@@ -326,3 +326,20 @@ def test_import_nashax_does_not_import_flax_nnx():
   r = subprocess.run([sys.executable, "-c", "import sys, nashax; print('flax.nnx' in sys.modules)"],
                      cwd=ROOT, capture_output=True, text=True, timeout=120)
   assert r.stdout.strip() == "False", r.stderr
+
+
+def test_sample_and_logp_vmap_over_keys_and_parameters():
+  """``sample`` vmaps over PRNG keys (each slice equals its own call) and ``sequence_logp`` over stacked
+  parameters (each slice equals the unbatched call)."""
+  g, p = T.init_model(SMALL, jax.random.key(0))
+  keys = jax.random.split(jax.random.key(1), 3)
+  prompts = jnp.zeros((2, 1), jnp.int32)
+  batched = jax.jit(jax.vmap(lambda k: T.sample(g, p, k, prompts, 3)))(keys)
+  assert batched.shape == (3, 2, 4)
+  for i in range(3):
+    np.testing.assert_array_equal(batched[i], T.sample(g, p, keys[i], prompts, 3))
+  _, p2 = T.init_model(SMALL, jax.random.key(5))
+  stacked = jax.tree.map(lambda a, b: jnp.stack([a, b]), p, p2)
+  tok, mask = TR._with_bos(batched[0, :, 1:])
+  lps = jax.vmap(lambda q: T.sequence_logp(g, q, tok, mask))(stacked)
+  np.testing.assert_allclose(lps[1], T.sequence_logp(g, p2, tok, mask), atol=1e-6)
