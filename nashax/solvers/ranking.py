@@ -174,8 +174,10 @@ def response_graph_ucb(key: jax.Array, means: jax.typing.ArrayLike, delta: float
   ``mean +- sqrt(log(2/delta') / (2 n))`` at its endpoints separate, with
   ``delta' = delta / (K N)`` (a union bound over every payoff estimate), so
   the whole graph is correct with probability ``>= 1 - delta``. On that
-  event an edge with gap ``Delta`` is picked at most
-  ``ceil(2 log(2/delta') / Delta^2)`` times (``sample_bound``).
+  event an edge with gap ``Delta`` is resolved once both endpoints' widths
+  are below ``Delta / 4`` (then ``|m_a - m_b| >= Delta - w_a - w_b > w_a +
+  w_b``), that is after ``8 log(2/delta') / Delta^2`` samples of each, so it
+  is picked at most ``floor(8 log(2/delta') / Delta^2)`` times (``sample_bound``).
 
   References:
     Rowland et al., "Multiagent Evaluation under Incomplete Information",
@@ -235,14 +237,15 @@ def response_graph_ucb(key: jax.Array, means: jax.typing.ArrayLike, delta: float
 
 def sample_bound(means: jax.typing.ArrayLike, delta: float) -> float:
   """The samples ``response_graph_ucb`` can use on its good event:
-  ``N + 2 sum_edges ceil(2 log(2 K N / delta) / Delta_e^2)``."""
+  ``N + 2 sum_edges floor(8 log(2 K N / delta) / Delta_e^2)`` (each pick of an edge samples both
+  endpoints; see ``response_graph_ucb`` for why ``8``)."""
   mu = np.asarray(means, np.float64)
   shape = mu.shape[1:]
   k_pop, n = len(shape), int(np.prod(shape))
   edges = _edges(shape)
   flat = mu.reshape(k_pop, n)
   gaps = np.abs(flat[edges[:, 2], edges[:, 1]] - flat[edges[:, 2], edges[:, 0]])
-  return float(n + 2 * np.sum(np.ceil(2 * np.log(2 * k_pop * n / delta) / gaps**2)))
+  return float(n + 2 * np.sum(np.floor(8 * np.log(2 * k_pop * n / delta) / gaps**2)))
 
 
 # ----------------------------------------------------------------------------- ranking policies

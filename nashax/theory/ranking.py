@@ -85,10 +85,10 @@ def _gapped_bernoulli(rng, shape, min_gap):
     "response_graph_ucb_guarantees",
     theorem=("ResponseGraphUCB with Hoeffding intervals and a union bound returns the true response graph with "
              "probability >= 1 - delta (empirical error rate / delta <= 1 over many seeds), and on that event uses "
-             "at most N + 2 sum_e ceil(2 log(2KN/delta) / Delta_e^2) samples (samples / bound <= 1)."),
+             "at most N + 2 sum_e floor(8 log(2KN/delta) / Delta_e^2) samples (samples / bound <= 1)."),
     source=("Rowland et al., NeurIPS 2019 (arXiv:1909.09849), Algorithm 1 and Theorem 4.1 (uniform edge "
             "selection); THEORY.md section 3. The sample bound is derived for this implementation (each pick of an "
-            "edge samples both endpoints; an edge whose intervals have width <= Delta/2 is resolved)."),
+            "edge samples both endpoints; an edge is resolved once both endpoints' Hoeffding widths are < Delta/4)."),
 )
 def response_graph_ucb_guarantees(fast: bool, out_dir: str) -> ClaimResult:
   from nashax.solvers import ranking as R
