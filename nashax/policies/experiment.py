@@ -41,6 +41,7 @@ from typing import Any, Callable, Mapping, Optional
 import jax
 import numpy as np
 
+from nashax._files import check_folder, read_toml, stem
 from nashax._progress import Progress
 from nashax.policies import oracles as O
 from nashax.policies import reward_model as RM
@@ -124,8 +125,8 @@ def experiment_from_dict(d: Mapping[str, Any], *, name: Optional[str] = None) ->
     if k not in oracle:
       raise ValueError(f"oracle.{k}: missing")
   try:
-    O.cyclic_oracle(oracle["num_classes"], mc.vocab_size, oracle["response_len"], margin=oracle["margin"],
-                    noise=oracle["noise"], seed=oracle["seed"])
+    O.check_cyclic(oracle["num_classes"], mc.vocab_size, oracle["response_len"], margin=oracle["margin"],
+                   noise=oracle["noise"])
   except ValueError as e:
     msg = str(e)
     key = "model.vocab_size" if msg.startswith("vocab_size") else f"oracle.{msg.split(':')[0].split('/')[0]}"
@@ -166,18 +167,7 @@ def experiment_from_dict(d: Mapping[str, Any], *, name: Optional[str] = None) ->
 
 def load_experiment(path: str) -> Experiment:
   """Reads and validates a TOML experiment (``name`` defaults to the file's stem)."""
-  try:
-    import tomllib
-  except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-  if not os.path.isfile(path):
-    raise ValueError(f"config: no such file {path!r}")
-  with open(path, "rb") as f:
-    try:
-      d = tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-      raise ValueError(f"config: {path} is not valid TOML: {e}") from None
-  return experiment_from_dict(d, name=os.path.splitext(os.path.basename(path))[0])
+  return experiment_from_dict(read_toml(path), name=stem(path))
 
 
 def _read_rows(path: str) -> list:
@@ -222,13 +212,7 @@ def run_experiment(config: Any, out: Optional[str] = None, *, progress: bool = T
   os.makedirs(out, exist_ok=True)
   fp_path = os.path.join(out, "experiment.json")
   fp = exp.fingerprint()
-  if os.path.exists(fp_path):
-    with open(fp_path) as f:
-      old = json.load(f)
-    if old.get("fingerprint") != fp:
-      raise ValueError(f"out: {out} holds a different experiment (fingerprint {old.get('fingerprint')} != {fp}); "
-                       "choose another folder or delete it")
-  else:
+  if check_folder(fp_path, fp, "experiment") is None:
     with open(fp_path, "w") as f:
       json.dump({"fingerprint": fp, "name": exp.name}, f)
   devs = list(devices) if devices is not None else jax.devices()

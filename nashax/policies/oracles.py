@@ -36,6 +36,8 @@ __all__ = [
     "SequenceOracle",
     "sequence_oracle",
     "cyclic_oracle",
+    "cyclic_preference",
+    "check_cyclic",
     "all_responses",
     "exact_gap",
     "class_marginals",
@@ -79,6 +81,14 @@ class SequenceOracle:
     return g if beta is None else g.regularized(beta, q_ref)
 
 
+def _check_sizes(num_classes: int, vocab_size: int, response_len: int) -> None:
+  if isinstance(response_len, bool) or not isinstance(response_len, int) or response_len < 1:
+    raise ValueError(f"response_len: must be a positive integer, got {response_len!r}")
+  if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size - 1 < num_classes:
+    raise ValueError(f"vocab_size: the oracle has {num_classes} classes and needs at least {num_classes} response "
+                     f"tokens (vocab_size >= {num_classes + 1} with BOS), got {vocab_size!r}")
+
+
 def sequence_oracle(preference: Any, vocab_size: int, response_len: int) -> SequenceOracle:
   """Builds and checks an oracle.
 
@@ -88,24 +98,13 @@ def sequence_oracle(preference: Any, vocab_size: int, response_len: int) -> Sequ
       K``: a response must be able to reach any class by its first token).
   """
   p = validate.preference_matrix(preference)
-  k = p.shape[0]
-  if isinstance(response_len, bool) or not isinstance(response_len, int) or response_len < 1:
-    raise ValueError(f"response_len: must be a positive integer, got {response_len!r}")
-  if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size - 1 < k:
-    raise ValueError(f"vocab_size: the oracle has {k} classes and needs at least {k} response tokens "
-                     f"(vocab_size >= {k + 1} with BOS), got {vocab_size!r}")
+  _check_sizes(p.shape[0], vocab_size, response_len)
   return SequenceOracle(jnp.asarray(p, jnp.result_type(float)), vocab_size, response_len)
 
 
-def cyclic_oracle(num_classes: int, vocab_size: int, response_len: int, *, margin: float = 0.3,
-                  noise: float = 0.1, seed: int = 0) -> SequenceOracle:
-  """An intransitive oracle: class ``k`` beats the next ``(K-1)/2`` classes (a regular tournament).
-
-  ``P[k, l] = 1/2 + margin`` when ``k`` beats ``l``, perturbed by
-  ``Uniform(-noise, noise)`` (kept skew-symmetric and in ``(0, 1)``).
-  ``num_classes`` must be odd.
-  """
-  if num_classes < 3 or num_classes % 2 == 0:
+def cyclic_preference(num_classes: int, *, margin: float = 0.3, noise: float = 0.1, seed: int = 0) -> np.ndarray:
+  """The ``[K, K]`` matrix of ``cyclic_oracle`` (NumPy; checks its arguments, compiles nothing)."""
+  if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 3 or num_classes % 2 == 0:
     raise ValueError(f"num_classes: a regular tournament needs an odd number >= 3, got {num_classes}")
   if not 0 < margin < 0.5 or not 0 <= noise < 0.5 - margin:
     raise ValueError(f"margin/noise: need 0 < margin < 1/2 and 0 <= noise < 1/2 - margin, got {margin}, {noise}")
@@ -117,7 +116,26 @@ def cyclic_oracle(num_classes: int, vocab_size: int, response_len: int, *, margi
       j = (i + s) % k
       a[i, j] = margin + rng.uniform(-noise, noise)
       a[j, i] = -a[i, j]
-  return sequence_oracle(0.5 + a, vocab_size, response_len)
+  return 0.5 + a
+
+
+def check_cyclic(num_classes: int, vocab_size: int, response_len: int, *, margin: float = 0.3,
+                 noise: float = 0.1) -> None:
+  """Raises what ``cyclic_oracle`` would raise, without building anything (config validation)."""
+  cyclic_preference(num_classes, margin=margin, noise=noise)
+  _check_sizes(num_classes, vocab_size, response_len)
+
+
+def cyclic_oracle(num_classes: int, vocab_size: int, response_len: int, *, margin: float = 0.3,
+                  noise: float = 0.1, seed: int = 0) -> SequenceOracle:
+  """An intransitive oracle: class ``k`` beats the next ``(K-1)/2`` classes (a regular tournament).
+
+  ``P[k, l] = 1/2 + margin`` when ``k`` beats ``l``, perturbed by
+  ``Uniform(-noise, noise)`` (kept skew-symmetric and in ``(0, 1)``).
+  ``num_classes`` must be odd.
+  """
+  p = cyclic_preference(num_classes, margin=margin, noise=noise, seed=seed)
+  return sequence_oracle(p, vocab_size, response_len)
 
 
 def all_responses(vocab_size: int, response_len: int, limit: int = 1 << 16) -> np.ndarray:

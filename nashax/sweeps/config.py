@@ -34,6 +34,9 @@ import numbers
 import os
 from typing import Any, Mapping, Optional
 
+import jax
+
+from nashax._files import read_toml, stem
 from nashax.core.metrics import Metrics
 from nashax.sweeps import registry
 
@@ -252,8 +255,8 @@ def from_dict(d: Mapping[str, Any], *, name: Optional[str] = None) -> SweepConfi
       raise ValueError(f"{where}.{sorted(missing)[0]}: missing; solver {sname!r} needs it")
     for vals in itertools.product(*[v for _, v in grid]):
       kw = dict(zip([k for k, _ in grid], vals))
-      try:
-        registry.SOLVERS[sname](**kw)
+      try:  # abstractly: the factory checks concrete values in NumPy; its jnp calls are traced, not compiled
+        jax.eval_shape(lambda kw=kw: registry.SOLVERS[sname](**kw))
       except (ValueError, TypeError) as e:
         raise ValueError(f"{where}: {sname}({', '.join(f'{k}={v!r}' for k, v in kw.items())}) is refused: {e}") from None
     specs.append(SolverSpec(sname, tuple(grid)))
@@ -296,16 +299,4 @@ def from_dict(d: Mapping[str, Any], *, name: Optional[str] = None) -> SweepConfi
 
 def load_config(path: str) -> SweepConfig:
   """Reads and validates a TOML sweep file (``name`` defaults to the file's stem)."""
-  try:
-    import tomllib
-  except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
-  if not os.path.isfile(path):
-    raise ValueError(f"config: no such file {path!r}")
-  with open(path, "rb") as f:
-    try:
-      d = tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-      raise ValueError(f"config: {path} is not valid TOML: {e}") from None
-  return from_dict(d, name=os.path.splitext(os.path.basename(path))[0])
+  return from_dict(read_toml(path), name=stem(path))

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nashax._files import check_folder
 from nashax._progress import Progress
 from nashax.core.metrics import metrics as _metrics
 from nashax.core.solver import run as _run
@@ -205,12 +206,8 @@ def run_sweep(config: Any, out: Optional[str] = None, *, progress: bool = True,
   out = out or default_out(cfg)
   manifest_path = os.path.join(out, "manifest.json")
   fp = cfg.fingerprint()
-  if os.path.exists(manifest_path):
-    with open(manifest_path) as f:
-      old = json.load(f)
-    if old.get("fingerprint") != fp:
-      raise ValueError(f"out: {out} holds a different sweep (fingerprint {old.get('fingerprint')} != {fp}); "
-                       "choose another folder or delete it")
+  old = check_folder(manifest_path, fp, "sweep")
+  if old is not None:
     if old.get("finished") and os.path.exists(os.path.join(out, "results.npz")):
       log(f"nashax sweep: {cfg.name} already finished; results in {out}/results.csv")
       return load_results(out)
