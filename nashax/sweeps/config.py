@@ -31,7 +31,6 @@ import hashlib
 import itertools
 import json
 import numbers
-import os
 from typing import Any, Mapping, Optional
 
 import jax

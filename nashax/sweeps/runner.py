@@ -19,7 +19,6 @@ import os
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from nashax._files import check_folder
