@@ -202,3 +202,26 @@ def test_dpo_threshold_worked_example():
   """Chen et al. (2024), Thm 4.1 example: beta = 0.1, c = 5 needs loss <= 0.474; c = 30 needs <= 0.049."""
   assert abs(float(A.dpo_correct_iff_threshold(0.0, 5.0, 0.1)) - 0.474) < 5e-4
   assert abs(float(A.dpo_correct_iff_threshold(0.0, 30.0, 0.1)) - 0.049) < 5e-4
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: A.off_switch_incentive(0.3, 0.0, 0.5), "sigma: must be finite in \\(0.0, inf\\), got 0.0"),
+    (lambda: A.off_switch_incentive(0.3, 1.0, -0.1), "beta_h"),
+    (lambda: A.off_switch_incentive(0.3, 1.0, 0.5, method="closed_form"), "beta_h: the closed form"),
+    (lambda: A.tilted_win_rate(0.0), "t: must be finite"),
+    (lambda: A.tilted_kl(-1.0), "t: must be finite"),
+    (lambda: A.bon_kl(0), "n: must be finite integers"),
+    (lambda: A.bon_win_rate(2.5), "n: must be finite integers"),
+    (lambda: A.idealized_ranking_accuracy(np.zeros(2), np.zeros(2), np.array([0.5, 1.0]), 0.1), "alpha"),
+    (lambda: A.kl_optimal_policy(jnp.zeros(3), jnp.zeros(3), 0.0), "gamma"),
+    (lambda: A.pikl(A.random_consensus_game(jax.random.key(0), 3), 10, eta_g=-1.0), "eta_g"),
+])
+def test_bad_input_is_refused_not_returned_as_nan(call, match):
+  """Each of these used to return NaN, inf or a meaningless number; now a ValueError names the argument."""
+  with pytest.raises(ValueError, match=match):
+    call()
+
+
+def test_traced_arguments_are_not_checked_so_vmap_works():
+  out = jax.vmap(lambda t: A.tilted_win_rate(t))(jnp.array([1.0, 5.0]))
+  assert out.shape == (2,) and np.isfinite(np.asarray(out)).all()

@@ -71,9 +71,10 @@ def test_transformer_config_is_validated(field, value, match):
 
 @x64
 def test_exact_gap_equals_the_class_game_and_vanishes_at_the_equilibrium():
-  """For a policy whose within-class conditionals equal pi_ref's, the sequence gap is the K-class game's
-  duality gap (nashax.metrics, a second computation); at pi_ref tilted by the class game's regularised
-  equilibrium (solvers.regularized_nash) it is 0; any other within-class shape only adds KL."""
+  """The sequence gap equals the closed form over all sequences (best responses by log-sum-exp over the 16
+  responses, not classes); for within-class conditionals equal to pi_ref's it is the K-class game's gap;
+  at pi_ref tilted by the class game's regularised equilibrium (solvers.regularized_nash, an iterative
+  solver) it is 0; any other within-class shape only adds KL."""
   o = O.cyclic_oracle(3, 5, 2)
   R = jnp.asarray(O.all_responses(5, 2))
   c = np.asarray(o.classes(R))
@@ -88,6 +89,12 @@ def test_exact_gap_equals_the_class_game_and_vanishes_at_the_equilibrium():
   star = np.asarray(solvers.regularized_nash(game).policy)
   pi_star = ref * star[c] / q_ref[c]
   assert abs(float(O.exact_gap(o, jnp.log(pi_star), jnp.log(ref), R, 0.3))) < 1e-9
+  # An arbitrary policy against the sequence-level closed form, best responses over all 16 sequences:
+  # max_pi' V(pi', pi) - min_pi'' V(pi, pi'') = 2 beta log sum_y ref(y) e^{(P q)_{c(y)}/beta} + 2 beta KL - 1.
+  arb = rng.dirichlet(np.ones(len(R)))
+  u = (np.asarray(o.preference) @ np.bincount(c, weights=arb, minlength=3))[c]
+  brute = 2 * 0.3 * np.log(np.sum(ref * np.exp(u / 0.3))) + 2 * 0.3 * np.sum(arb * np.log(arb / ref)) - 1
+  assert abs(float(O.exact_gap(o, jnp.log(arb), jnp.log(ref), R, 0.3)) - brute) < 1e-12
   other = pi * rng.uniform(0.5, 1.5, len(R))
   other = other / np.bincount(c, weights=other, minlength=3)[c] * q[c]  # same class marginals
   assert float(O.exact_gap(o, jnp.log(other), jnp.log(ref), R, 0.3)) > gap

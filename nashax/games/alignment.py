@@ -67,6 +67,23 @@ __all__ = [
 _LOG2PI = float(np.log(2.0 * np.pi))
 
 
+def _check(name: str, x, *, lo=None, hi=None, lo_open=True, hi_open=True, integer=False) -> None:
+  """Refuses a concrete value outside its range with a ValueError naming it (tracers pass: vmap/jit callers)."""
+  if isinstance(x, jax.core.Tracer):
+    return
+  a = np.asarray(x, np.float64)
+  bad = ~np.isfinite(a)
+  if lo is not None:
+    bad |= (a <= lo) if lo_open else (a < lo)
+  if hi is not None:
+    bad |= (a >= hi) if hi_open else (a > hi)
+  if integer:
+    bad |= a != np.floor(a)
+  if bad.any():
+    rng = f"{'(' if lo_open else '['}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}{')' if hi_open else ']'}"
+    raise ValueError(f"{name}: must be finite{' integers' if integer else ''} in {rng}, got {a.ravel()[int(np.argmax(bad.ravel()))]}")
+
+
 def _phi(z):
   return jnp.exp(-0.5 * z * z - 0.5 * _LOG2PI)
 
@@ -131,6 +148,11 @@ def off_switch_incentive(mu: jax.typing.ArrayLike, sigma: jax.typing.ArrayLike, 
   """
   if method not in ("quadrature", "stein", "closed_form"):
     raise ValueError(f"method: must be 'quadrature', 'stein' or 'closed_form', got {method!r}")
+  _check("mu", mu)
+  _check("sigma", sigma, lo=0.0)
+  _check("beta_h", beta_h, lo=0.0, lo_open=False)
+  if method == "closed_form" and not isinstance(beta_h, jax.core.Tracer) and np.any(np.asarray(beta_h) != 0):
+    raise ValueError("beta_h: the closed form is for the rational human (beta_h = 0); use 'quadrature' or 'stein'")
   mu, sigma, b = jnp.broadcast_arrays(*(jnp.asarray(x, jnp.result_type(float)) for x in (mu, sigma, beta_h)))
   if method == "closed_form":
     return sigma * _phi(mu / sigma) - jnp.abs(mu) * _Phi(-jnp.abs(mu) / sigma)
@@ -160,6 +182,10 @@ def off_switch_monte_carlo(key: jax.Array, mu: jax.typing.ArrayLike, sigma: jax.
     ``(estimate, standard_error)`` of ``mean(G U) - max(mean U, 0)`` with
     ``G ~ Bernoulli(pi^H(U))`` (the standard error of the first mean).
   """
+  _check("sigma", sigma, lo=0.0)
+  _check("beta_h", beta_h, lo=0.0, lo_open=False)
+  if not isinstance(num_samples, int) or num_samples < 2:
+    raise ValueError(f"num_samples: must be an integer >= 2, got {num_samples!r}")
   ku, kh = jax.random.split(key)
   u = mu + sigma * jax.random.normal(ku, (num_samples,))
   go = jax.random.uniform(kh, (num_samples,)) < human_policy(u, beta_h)
@@ -221,6 +247,7 @@ def consensus_game(gen_init: jax.typing.ArrayLike, disc_init: jax.typing.ArrayLi
 def random_consensus_game(key: jax.Array, num_candidates: int, lam: jax.typing.ArrayLike = 0.1,
                           scale: float = 1.0) -> ConsensusGame:
   """Random initial policies (softmax of ``scale`` times Gaussian logits); vmap over keys."""
+  _check("lam", lam, lo=0.0)
   kg, kd = jax.random.split(key)
   lg = jax.nn.log_softmax(scale * jax.random.normal(kg, (2, num_candidates)), -1)
   ld = jax.nn.log_softmax(scale * jax.random.normal(kd, (num_candidates, 2)), -1)
@@ -303,6 +330,10 @@ def pikl(game: ConsensusGame, num_steps: int, eta_g: jax.typing.ArrayLike = 0.1,
     Generation via Equilibrium Search", ICLR 2024, arXiv:2310.09139, sec. 3;
     piKL: Jacob et al., ICML 2022, arXiv:2112.07544.
   """
+  if not isinstance(num_steps, int) or num_steps < 1:
+    raise ValueError(f"num_steps: must be a positive integer, got {num_steps!r}")
+  _check("eta_g", eta_g, lo=0.0)
+  _check("eta_d", eta_d, lo=0.0)
   lg0, ld0 = game.log_gen_init, game.log_disc_init
 
   def regrets(sum_d, sum_g, acc_g, acc_d, t):
@@ -453,12 +484,14 @@ def bon_win_rate(n: jax.typing.ArrayLike) -> jax.Array:
 
   The calibrated reward of the best of ``n`` is ``Beta(n, 1)``, whose mean is ``n/(n+1)``.
   """
+  _check("n", n, lo=1.0, lo_open=False, integer=True)
   n = jnp.asarray(n, jnp.result_type(float))
   return n / (n + 1.0)
 
 
 def bon_kl(n: jax.typing.ArrayLike) -> jax.Array:
   """``KL(BoN_n || pi_ref) = log n - (n - 1)/n`` for continuous, distinct outcomes (Beirami et al. 2024)."""
+  _check("n", n, lo=1.0, lo_open=False, integer=True)
   n = jnp.asarray(n, jnp.result_type(float))
   return jnp.log(n) - (n - 1.0) / n
 
@@ -466,12 +499,14 @@ def bon_kl(n: jax.typing.ArrayLike) -> jax.Array:
 def tilted_win_rate(t: jax.typing.ArrayLike) -> jax.Array:
   """Win rate against ``pi_ref`` of ``pi_t ∝ pi_ref e^{t c}`` (``c`` the calibrated reward):
   ``1/(1 - e^{-t}) - 1/t``."""
+  _check("t", t, lo=0.0)
   t = jnp.asarray(t, jnp.result_type(float))
   return 1.0 / (-jnp.expm1(-t)) - 1.0 / t
 
 
 def tilted_kl(t: jax.typing.ArrayLike) -> jax.Array:
   """``KL(pi_t || pi_ref) = t W_1(t) - log((e^t - 1)/t)``."""
+  _check("t", t, lo=0.0)
   t = jnp.asarray(t, jnp.result_type(float))
   return t * tilted_win_rate(t) - jnp.log(jnp.expm1(t) / t)
 
@@ -511,6 +546,7 @@ def lsc_transform(rewards: jax.Array, reference: jax.Array) -> jax.Array:
 
 def kl_optimal_policy(utility: jax.Array, log_ref: jax.Array, gamma: jax.typing.ArrayLike = 1.0) -> jax.Array:
   """``argmax_pi E_pi[u] - gamma KL(pi || pi_ref)`` = ``softmax(log pi_ref + u / gamma)``."""
+  _check("gamma", gamma, lo=0.0)
   return jax.nn.softmax(log_ref + utility / gamma, -1)
 
 
@@ -535,6 +571,8 @@ def idealized_ranking_accuracy(log_ref_w: jax.Array, log_ref_l: jax.Array, alpha
     Chen et al., "Preference Learning Algorithms Do Not Learn Preference
     Rankings", NeurIPS 2024, arXiv:2405.19534, Theorem 3.1.
   """
+  _check("alpha", alpha, lo=0.0, hi=1.0)
+  _check("beta", beta, lo=0.0)
   lhs = log_ref_w + (jnp.log(alpha) - jnp.log1p(-alpha)) / beta
   ok = (lhs >= log_ref_l).astype(jnp.result_type(float))
   w = jnp.ones_like(ok) if weights is None else weights
@@ -554,5 +592,6 @@ def dpo_correct_iff_threshold(log_ref_w: jax.Array, log_ref_l: jax.Array, beta: 
   ``c = log(pi_ref(y_l)/pi_ref(y_w))`` is the reference's ranking error; the
   margin is ``m = beta[log(pi(y_w)/pi(y_l)) + c]`` and correctness is ``m >= beta c``.
   """
+  _check("beta", beta, lo=0.0)
   c = log_ref_l - log_ref_w
   return -jax.nn.log_sigmoid(beta * c)

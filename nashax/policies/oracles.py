@@ -157,18 +157,28 @@ def exact_gap(oracle: SequenceOracle, logp_all: jax.Array, ref_logp_all: jax.Arr
               beta: jax.typing.ArrayLike) -> jax.Array:
   """The exact duality gap of a policy in the KL-regularised sequence game (module docstring).
 
+  Written once: the ``K``-class game's gap (``nashax.metrics.duality_gap`` of
+  the class marginals, regularised toward ``q_ref``) plus
+  ``2 beta (KL(pi || pi_ref) - KL(q_pi || q_ref))``, the within-class KL that
+  only the sequence-level policy carries (the best responses tilt ``pi_ref``
+  by class, so they carry none).
+
   Args:
     logp_all, ref_logp_all: ``[N]`` log-probabilities of every response under
       the policy and the reference (each sums to one in probability).
     responses: ``[N, L]`` the responses, as from ``all_responses``.
     beta: KL strength, ``> 0``; ``0`` gives the unregularised gap.
   """
+  from nashax.core.metrics import duality_gap
+
   q = class_marginals(oracle, logp_all, responses)
   q_ref = class_marginals(oracle, ref_logp_all, responses)
-  u = oracle.preference @ q
-  beta = jnp.asarray(beta, u.dtype)
+  beta = jnp.asarray(beta, q.dtype)
   safe = jnp.where(beta > 0, beta, 1.0)
-  lse = jax.nn.logsumexp(u / safe, b=q_ref)
-  kl = jnp.sum(jnp.exp(logp_all) * (logp_all - ref_logp_all))
-  reg = 2.0 * safe * lse + 2.0 * safe * kl - 1.0
-  return jnp.where(beta > 0, reg, 2.0 * jnp.max(u) - 1.0)
+  log_q_ref = jnp.log(q_ref)
+  game = PreferenceGame(oracle.preference.astype(q.dtype), beta=safe, log_ref=log_q_ref)
+  kl_seq = jnp.sum(jnp.exp(logp_all) * (logp_all - ref_logp_all))
+  kl_cls = jnp.sum(jnp.where(q > 0, q * (jnp.log(jnp.where(q > 0, q, 1.0)) - log_q_ref), 0.0))
+  reg = duality_gap(game, q) + 2.0 * safe * (kl_seq - kl_cls)
+  unreg = duality_gap(PreferenceGame(oracle.preference.astype(q.dtype)), q)
+  return jnp.where(beta > 0, reg, unreg)
