@@ -1,7 +1,7 @@
 """nashax: a JAX framework for game-theoretic alignment theory.
 
 The names a user types: the game classes, ``games`` and ``solvers``, the
-drivers ``run`` and ``solve``, ``metrics`` and ``check``. ``nashax.policies``
+drivers ``run`` and ``solve``, ``metrics`` and ``check``, and the status codes. ``nashax.policies``
 (Flax) is never imported from here.
 """
 
@@ -16,11 +16,15 @@ from nashax.core.games import (
     TargetDistribution,
 )
 from nashax.core.metrics import Metrics, metrics
-from nashax.core.solver import Info, Solver, check, run, solve
+from nashax.core.solver import DIVERGED, MAX_STEPS, NONFINITE, SUCCESS, Info, Solver, check, run, solve
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DIVERGED",
+    "MAX_STEPS",
+    "NONFINITE",
+    "SUCCESS",
     "ContextualPreferenceGame",
     "FRegularizedGame",
     "TargetDistribution",

@@ -200,15 +200,17 @@ def test_reach_the_lp_equilibrium_of_random_games(name):
 
 
 def test_vr_halpern_reaches_the_annotator_average_minimax_winner():
-  """VR-Halpern (Alg. 2) on 30 annotators: the minimax winner of the mean preference (LP)."""
+  """VR-Halpern (Alg. 2) on 30 annotators: the minimax winner of the mean preference (LP), to within 1e-3
+  at residual 1e-4 (the winner is at distance > 0.1 from uniform, so a solver stuck there fails)."""
   with jax.enable_x64(True):
     fs = games.random_annotator_preference_sum(jax.random.key(3), 30, 4, dtype=jnp.float64)
     pbar = 0.5 - np.asarray(fs.mean_data[0])
     sol = solvers.exact_equilibrium(nashax.PreferenceGame.from_matrix(pbar))
-    st, info = nashax.solve(H.vr_halpern_resolvent(), fs, jax.random.key(0), tol=1e-5, max_steps=100_000,
+    assert np.abs(sol.x - 0.25).max() > 0.1
+    st, info = nashax.solve(H.vr_halpern_resolvent(), fs, jax.random.key(0), tol=1e-4, max_steps=100_000,
                             check_every=10)
     nashax.check(info)
-    np.testing.assert_allclose(st.z[:4], sol.x, atol=2e-3)
+    np.testing.assert_allclose(st.z[:4], sol.x, atol=1e-3)
 
 
 def test_vr_halpern_cocoercive_reaches_least_squares_solution():

@@ -15,9 +15,11 @@ from nashax.solvers.equilibrium import (
 from nashax.solvers.exact import (
     ExactSolution,
     RegularizedNash,
+    SimplexSolution,
     exact_equilibrium,
     minimax_winners,
     regularized_nash,
+    simplex_equilibrium,
     solve_lp,
     von_neumann_winner,
 )
@@ -69,6 +71,8 @@ __all__ = [
     "vr_halpern",
     "vr_halpern_resolvent",
     "ExactSolution",
+    "SimplexSolution",
+    "simplex_equilibrium",
     "RegularizedNash",
     "baselines",
     "dno",

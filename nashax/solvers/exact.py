@@ -246,3 +246,238 @@ def minimax_winners(game: Any) -> np.ndarray:
 
 
 __all__ += ["RegularizedNash", "regularized_nash", "minimax_winners"]
+
+
+# --------------------------------------------------------------------------
+# The simplex method in JAX: exact equilibria inside jit/vmap.
+# --------------------------------------------------------------------------
+
+
+class SimplexSolution(NamedTuple):
+  """An exact equilibrium found by pivoting, with its certificate.
+
+  Attributes:
+    value: ``[...]`` the game value ``max_x min_y x^T A y``.
+    x: ``[..., n]`` an optimal (maximin) row strategy; 0 on padding actions.
+    y: ``[..., m]`` an optimal (minimax) column strategy; 0 on padding actions.
+    gap: ``[...]`` the exact duality gap of ``(x, y)`` (the certificate:
+      ~1e-13 in float64 when ``status`` is SUCCESS; float32 gives ~1e-4).
+    pivots: ``int32[...]`` simplex pivots taken.
+    status: ``int32[...]``: ``SUCCESS`` (an optimal basis), ``MAX_STEPS``
+      (the pivot budget ran out) or ``NONFINITE`` (NaN/inf payoffs; then
+      ``value``, ``x``, ``y`` and ``gap`` are NaN); the codes of ``nashax.solve``.
+  """
+
+  value: Any
+  x: Any
+  y: Any
+  gap: Any
+  pivots: Any
+  status: Any
+
+
+def simplex_equilibrium(game: Any, *, max_pivots: int | None = None, chunk: int = 128) -> SimplexSolution:
+  r"""Exact equilibria of zero-sum games by the simplex method, jit/vmap-able.
+
+  The reference LP (``solve_lp``) runs in scipy, one game at a time, outside
+  jit. This is the same LP solved in JAX, so that thousands of games are
+  solved exactly in one compiled call, on any device, inside ``vmap`` or
+  ``jit``. With ``A' = (A - min A) / (max A - min A) + 1 > 0`` the column
+  player's LP is ``max 1^T w  s.t.  A' w <= 1, w >= 0``, whose slack basis is
+  feasible: no phase one. Each pivot of the condensed (Tucker) tableau is one
+  rank-one update; the entering column has the most negative reduced cost
+  (Dantzig's rule: on random 32x32 games ~38 pivots; steepest edge takes ~26
+  but its column norms cost as much as the pivot), the leaving row comes from
+  the ratio test, ties to the smallest label. After ``2 (n + m)`` pivots the
+  rule switches to Bland's (smallest eligible label), which cannot cycle.
+  At the optimum ``y = w / 1^T w``, ``x`` is the slacks' dual over its sum and
+  ``v = (1 / 1^T w - 1) (max A - min A) + min A``. The returned ``gap`` is
+  recomputed from ``(x, y)`` and the original payoff: it certifies the answer
+  whatever the arithmetic did.
+
+  A batch (leading axes on the payoff) is solved in chunks of ``chunk``
+  games that pivot together (``lax.map`` over chunks of a ``vmap``): a game
+  that needs many pivots holds back only its own chunk.
+
+  Args:
+    game: a ``MatrixGame`` (masks respected), an unregularised
+      ``PreferenceGame`` (solved as ``P - 1/2``) or a payoff array
+      ``[..., n, m]``.
+    max_pivots: pivot budget per game (default ``20 (n + m)``).
+    chunk: games pivoting together, for batched input.
+
+  Returns:
+    ``SimplexSolution`` in the payoff's dtype (enable x64 for ~1e-13 gaps).
+
+  Raises:
+    ValueError: for concrete non-finite payoffs, a regularised game, or a bad
+      ``max_pivots`` / ``chunk``. Under jit, NaN payoffs give ``NONFINITE``.
+
+  References:
+    Dantzig, "A proof of the equivalence of the programming problem and the
+    game problem", 1951; Tucker's condensed tableau and the pivot method for
+    games (Ferguson, *Game Theory*, 2nd ed., II.4.5); Goldfarb & Reid 1977
+    (steepest edge); Bland 1977 (finite pivoting rule).
+
+  >>> import jax.numpy as jnp
+  >>> sol = simplex_equilibrium(jnp.array([[0., -1., 1.], [1., 0., -1.], [-1., 1., 0.]]))
+  >>> int(sol.status), round(float(sol.value), 6) + 0.0, sol.x.round(6).tolist()
+  (0, 0.0, [0.333333, 0.333333, 0.333333])
+  """
+  if isinstance(game, PreferenceGame):
+    if game.is_regularized:
+      raise ValueError("game: simplex_equilibrium solves unregularised games (the LP); got beta set")
+    game = game.as_matrix_game()
+  if isinstance(game, MatrixGame):
+    a, rm, cm = game.payoff, game.row_mask, game.col_mask
+  else:
+    a, rm, cm = jnp.asarray(game), None, None
+    if not jnp.issubdtype(a.dtype, jnp.floating):
+      a = a.astype(jnp.result_type(float))
+  if a.ndim < 2 or min(a.shape[-2:]) < 1:
+    raise ValueError(f"game: expected a payoff of shape [..., n, m] with n, m >= 1, got {a.shape}")
+  if not isinstance(a, jax.core.Tracer):
+    validate.finite_array(a, "game")
+  n, m = a.shape[-2:]
+  if max_pivots is None:
+    max_pivots = 20 * (n + m)
+  if isinstance(max_pivots, bool) or int(max_pivots) != max_pivots or max_pivots < 1:
+    raise ValueError(f"max_pivots: must be a positive integer, got {max_pivots!r}")
+  if isinstance(chunk, bool) or int(chunk) != chunk or chunk < 1:
+    raise ValueError(f"chunk: must be a positive integer, got {chunk!r}")
+  rm = jnp.ones(a.shape[:-1], bool) if rm is None else jnp.broadcast_to(rm, a.shape[:-1])
+  cm = jnp.ones(a.shape[:-2] + (m,), bool) if cm is None else jnp.broadcast_to(cm, a.shape[:-2] + (m,))
+  return _simplex_batched(a, rm, cm, int(max_pivots), int(chunk))
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _simplex_batched(a, rm, cm, max_pivots: int, chunk: int) -> SimplexSolution:
+  lead, (n, m) = a.shape[:-2], a.shape[-2:]
+  if not lead:
+    return _solve_one(a, rm, cm, max_pivots)
+  b = int(np.prod(lead))
+  flat = [z.reshape((b,) + z.shape[len(lead):]) for z in (a, rm, cm)]
+  sol = _lockstep(*flat, max_pivots=max_pivots, chunk=min(chunk, b))
+  return jax.tree.map(lambda z: z.reshape(lead + z.shape[1:]), sol)
+
+
+class _Tableau(NamedTuple):
+  """One game's simplex state: the condensed tableau and its row/column labels."""
+
+  t: Any          # [n + 1, m + 1]: A' | 1 over the reduced costs | objective
+  rows: Any       # [n] the basic variable of each row (w_j: j < m; slack s_i: m + i)
+  cols: Any       # [m] the nonbasic variable of each column
+  pivots: Any     # int32[]
+  optimal: Any    # bool[]: no negative reduced cost left
+  stop: Any       # bool[]: optimal, no leaving row, or NaN payoffs
+
+
+def _prepared(a, rm, cm):
+  """The payoff with padding and NaN games zeroed, its masked range and finiteness."""
+  live = rm[:, None] & cm[None, :]
+  finite = jnp.all(jnp.isfinite(jnp.where(live, a, 0.0)))
+  a = jnp.where(finite & live, a, 0.0)
+  lo = jnp.min(jnp.where(live, a, jnp.inf))
+  hi = jnp.max(jnp.where(live, a, -jnp.inf))
+  return a, lo, jnp.where(hi > lo, hi - lo, 1.0), finite
+
+
+def _tableau(a, rm, cm) -> _Tableau:
+  """The slack basis of ``max 1^T w s.t. A' w <= 1``: feasible, as ``A' >= 1`` and the right side is 1.
+
+  Padding rows are empty constraints (never binding: their slack stays basic,
+  their dual is 0); padding columns have reduced cost 0 (never enter).
+  """
+  n, m = a.shape
+  a, lo, scale, finite = _prepared(a, rm, cm)
+  t = jnp.zeros((n + 1, m + 1), a.dtype)
+  t = t.at[:n, :m].set(jnp.where(rm[:, None], (a - lo) / scale + 1.0, 0.0))
+  t = t.at[:n, m].set(1.0).at[n, :m].set(jnp.where(cm, -1.0, 0.0))
+  zero = jnp.zeros_like(finite, jnp.int32)  # derived from the payoff, so the carry is per-shard under shard_map
+  return _Tableau(t, jnp.arange(m, m + n) + zero, jnp.arange(m) + zero, zero, zero > 0, ~finite)
+
+
+def _active(c: _Tableau, max_pivots: int):
+  return ~c.stop & (c.pivots < max_pivots)
+
+
+def _pivot(c: _Tableau, max_pivots: int) -> _Tableau:
+  """One pivot (a no-op once the game stopped or spent its budget)."""
+  t, rlab, clab = c.t, c.rows, c.cols
+  n, m = t.shape[0] - 1, t.shape[1] - 1
+  dt = t.dtype
+  eps = jnp.asarray(64 * jnp.finfo(dt).eps, dt)
+  rows, cols = jnp.arange(n + 1), jnp.arange(m + 1)
+  obj = t[n, :m]
+  neg = obj < -eps
+  optimal = ~jnp.any(neg)
+  bland = jnp.argmin(jnp.where(neg, clab, n + m))
+  q = jnp.where(c.pivots < 2 * (n + m), jnp.argmin(obj), bland)
+  eq = (cols == q).astype(dt)
+  col = jax.lax.dynamic_index_in_dim(t, q, axis=1, keepdims=False)  # a gather: cheaper than t @ eq
+  ok = col[:n] > eps
+  ratio = jnp.where(ok, t[:n, m] / jnp.where(ok, col[:n], 1.0), jnp.inf)
+  tie = ratio <= jnp.min(ratio) * (1.0 + eps) + eps
+  p = jnp.argmin(jnp.where(tie, rlab, n + m))
+  # A bounded LP (A' > 0 on the real rows) always has a leaving row; were
+  # there none, the game stops (status MAX_STEPS) rather than divide by 0.
+  swap = _active(c, max_pivots) & ~optimal & jnp.any(ok)
+  ep = (rows == p).astype(dt)
+  row = jax.lax.dynamic_index_in_dim(t, p, axis=0, keepdims=False)
+  # The whole pivot as one rank-one update: row p -> row / pivot, column
+  # q -> -column / pivot, (p, q) -> 1 / pivot, the rest t - col row / pivot.
+  t = t - jnp.outer(jnp.where(swap, col - ep, 0.0), (row + eq) / jnp.where(swap, row[q], 1.0))
+  rlab, clab = (jnp.where((rows[:n] == p) & swap, clab[q], rlab),
+                jnp.where((cols[:m] == q) & swap, rlab[p], clab))
+  return _Tableau(t, rlab, clab, c.pivots + swap.astype(jnp.int32), c.optimal | optimal,
+                  c.stop | (_active(c, max_pivots) & ~swap))
+
+
+def _read(c: _Tableau):
+  """``1^T w``, the basic ``w`` (rows labelled j < m) and the slacks' duals ``u`` (columns labelled m + i)."""
+  t = c.t
+  n, m = t.shape[0] - 1, t.shape[1] - 1
+  w = jnp.zeros(n + m, t.dtype).at[c.rows].set(t[:n, m])[:m]
+  u = jnp.zeros(n + m, t.dtype).at[c.cols].set(t[n, :m])[m:]
+  return t[n, m], w, u
+
+
+def _finish(a, rm, cm, z, w, u, pivots, optimal) -> SimplexSolution:
+  """Strategies, value, certificate and status of one game from its final basis."""
+  from nashax.core.solver import MAX_STEPS, NONFINITE, SUCCESS
+
+  a, lo, scale, finite = _prepared(a, rm, cm)
+  w = jnp.where(cm, jnp.maximum(w, 0.0), 0.0)
+  u = jnp.where(rm, jnp.maximum(u, 0.0), 0.0)
+  y, x = w / jnp.sum(w), u / jnp.sum(u)
+  value = (1.0 / z - 1.0) * scale + lo
+  gap = metrics_lib.duality_gap(MatrixGame(a, rm, cm), (x, y))
+  status = jnp.where(~finite, NONFINITE, jnp.where(optimal, SUCCESS, MAX_STEPS)).astype(jnp.int32)
+  nan = lambda v: jnp.where(finite, v, jnp.nan)
+  return SimplexSolution(nan(value), nan(x), nan(y), nan(gap), pivots, status)
+
+
+def _solve_one(a, rm, cm, max_pivots: int) -> SimplexSolution:
+  """One game: pivot from the slack basis until optimal (or out of budget), then read the basis."""
+  c = jax.lax.while_loop(lambda c: _active(c, max_pivots), lambda c: _pivot(c, max_pivots), _tableau(a, rm, cm))
+  return _finish(a, rm, cm, *_read(c), c.pivots, c.optimal)
+
+
+def _lockstep(a, rm, cm, *, max_pivots: int, chunk: int) -> SimplexSolution:
+  """A batch in chunks of ``chunk`` games, each chunk a ``vmap`` of the pivot loop.
+
+  A chunk runs as long as its slowest game (~1.5x the mean on random 32x32
+  games). Refilling finished slots with new games avoids that wait but, on
+  two CPU cores, cost more than it saved.
+  """
+  b = a.shape[0]
+  pad = -b % chunk  # padding games are copies of the first, dropped at the end
+
+  one = functools.partial(_solve_one, max_pivots=max_pivots)
+  args = [jnp.concatenate([z, jnp.broadcast_to(z[:1], (pad,) + z.shape[1:])]) for z in (a, rm, cm)]
+  args = [z.reshape((-1, chunk) + z.shape[1:]) for z in args]
+  out = jax.lax.map(lambda c: jax.vmap(one)(*c), args)
+  return jax.tree.map(lambda z: z.reshape((-1,) + z.shape[2:])[:b], out)
+
+
+__all__ += ["SimplexSolution", "simplex_equilibrium"]
