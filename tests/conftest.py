@@ -1,12 +1,5 @@
-import os
-
-# Before jax is imported: XLA's slow optimisation passes off. The suite is dominated by compiling small
-# programs (the opposite of a long run), so this cuts its time by about a third. (A persistent compilation
-# cache shared by the workers saved more, but writing CPU executables to it aborted a worker once.)
-os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
-
-import jax  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
