@@ -22,7 +22,7 @@ verify-fast: $(STAMP)
 	$(VENV)/bin/nashax verify --fast --out runs/verify
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist worksteal -q
+	$(PY) -m pytest -n 2 -q
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
