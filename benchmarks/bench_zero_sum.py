@@ -49,24 +49,17 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
-from scipy import optimize  # noqa: E402
 
 import nashax  # noqa: E402
 from nashax import games, solvers  # noqa: E402
+from nashax.solvers import exact  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
 
 def lp_one(a: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-  """max_x min_j (x^T A)_j by HiGHS; y from the duals of the column constraints."""
-  n, m = a.shape
-  c = np.zeros(n + 1)
-  c[-1] = -1.0
-  res = optimize.linprog(
-      c, A_ub=np.hstack([-a.T, np.ones((m, 1))]), b_ub=np.zeros(m),
-      A_eq=np.hstack([np.ones((1, n)), np.zeros((1, 1))]), b_eq=[1.0],
-      bounds=[(0, None)] * n + [(None, None)], method="highs")
-  return res.x[-1], res.x[:n], -res.ineqlin.marginals
+  """One HiGHS LP per game (the reference's maximin LP); y from its duals."""
+  return exact._maximin(a, duals=True)
 
 
 def timed(f, *a):

@@ -254,5 +254,7 @@ def test_simplex_under_jit_and_vmap_and_its_failures():
     solvers.simplex_equilibrium(a[0], max_pivots=0)
   with pytest.raises(ValueError, match="chunk"):
     solvers.simplex_equilibrium(a, chunk=0)
+  with pytest.raises(ValueError, match="row_mask"):
+    solvers.simplex_equilibrium(nashax.MatrixGame(a[0], jnp.zeros(8, bool), None))
   with pytest.raises(ValueError, match="unregularised"):
     solvers.simplex_equilibrium(games.random_preference_game(jax.random.key(0), 3).regularized(0.1))

@@ -38,8 +38,8 @@ class ExactSolution(NamedTuple):
   y: np.ndarray
 
 
-def _maximin(a: np.ndarray) -> tuple[float, np.ndarray]:
-  """max_x min_j (x^T A)_j as an LP over (x, v)."""
+def _maximin(a: np.ndarray, duals: bool = False):
+  """max_x min_j (x^T A)_j as an LP over (x, v); with ``duals``, also y from the column constraints' duals."""
   n, m = a.shape
   c = np.zeros(n + 1)
   c[-1] = -1.0
@@ -52,6 +52,9 @@ def _maximin(a: np.ndarray) -> tuple[float, np.ndarray]:
   if res.status != 0:
     raise RuntimeError(f"linprog failed: {res.message}")
   x = np.clip(res.x[:n], 0.0, None)
+  if duals:
+    y = np.clip(-res.ineqlin.marginals, 0.0, None)
+    return float(res.x[-1]), x / x.sum(), y / y.sum()
   return float(res.x[-1]), x / x.sum()
 
 
@@ -338,6 +341,9 @@ def simplex_equilibrium(game: Any, *, max_pivots: int | None = None, chunk: int 
     raise ValueError(f"game: expected a payoff of shape [..., n, m] with n, m >= 1, got {a.shape}")
   if not isinstance(a, jax.core.Tracer):
     validate.finite_array(a, "game")
+    for mask, who in ((rm, "row_mask"), (cm, "col_mask")):
+      if mask is not None and not isinstance(mask, jax.core.Tracer) and not np.asarray(mask).any(-1).all():
+        raise ValueError(f"game.{who}: every game needs at least one legal action for each player")
   n, m = a.shape[-2:]
   if max_pivots is None:
     max_pivots = 20 * (n + m)
