@@ -220,7 +220,7 @@ def make_trainer(model_config: T.TransformerConfig, train_config: TrainConfig, o
     raise ValueError(f"train.exact: needs an enumerable response space (<= 4096 responses), got {n_resp}")
   # Enumerated for the exact metrics (and exact mode); large spaces train without them.
   responses = jnp.asarray(all_responses(oracle.vocab_size, L)) if n_resp <= 4096 else None
-  graphdef, _ = T.init_model(model_config, jax.random.key(0))
+  graphdef = T.graphdef_of(model_config)
   tx = optax.adam(cfg.lr)
   beta, eta = cfg.beta, cfg.eta
   B = cfg.batch_size
@@ -394,4 +394,5 @@ def make_trainer(model_config: T.TransformerConfig, train_config: TrainConfig, o
             "gap_unregularized": exact_gap(oracle, lp, ref, responses, 0.0),
             "class_marginals": q}
 
-  return Trainer(init, step, evaluate, loss_fn, graphdef, model_config, cfg, oracle, responses)
+  # init is jitted here: run eagerly, the model's construction dispatches op by op (seconds on a CPU).
+  return Trainer(jax.jit(init), step, evaluate, loss_fn, graphdef, model_config, cfg, oracle, responses)

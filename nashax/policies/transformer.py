@@ -34,6 +34,7 @@ __all__ = [
     "TransformerConfig",
     "Transformer",
     "init_model",
+    "graphdef_of",
     "logits",
     "next_token_logits",
     "sequence_logp",
@@ -186,6 +187,13 @@ def init_model(config: TransformerConfig, key: jax.Array) -> tuple[Any, Any]:
   model = Transformer(config, rngs=nnx.Rngs(params=key))
   graphdef, params = nnx.split(model, nnx.Param)
   return graphdef, params
+
+
+def graphdef_of(config: TransformerConfig) -> Any:
+  """The model's graph definition alone (built abstractly: no parameter is computed)."""
+  config.validate()
+  abstract = nnx.eval_shape(lambda: Transformer(config, rngs=nnx.Rngs(params=0)))
+  return nnx.split(abstract, nnx.Param)[0]
 
 
 def logits(graphdef: Any, params: Any, tokens: jax.Array) -> jax.Array:
