@@ -215,7 +215,7 @@ def test_one_token_train_step_equals_the_tabular_update(alg):
   pi = jnp.exp(lp)
   ref = _policy(tr, st.ref)
   g = o.class_game(0.4, np.exp(np.asarray(ref)))
-  grad = _bias(jax.grad(tr.loss)(st.params, st, jax.random.key(0)))[1:]
+  grad = _bias(jax.jit(jax.grad(tr.loss))(st.params, st, jax.random.key(0)))[1:]
   if alg == "nash_md":
     expected, move = solvers.nash_md(eta).step(g, _tabular_state(lp)).log_probs, eta * grad / pi
   elif alg == "sppo":

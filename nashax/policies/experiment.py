@@ -234,9 +234,31 @@ def run_experiment(config: Any, out: Optional[str] = None, *, progress: bool = T
   return results
 
 
+# Compiled trainers of recent oracle-preference runs, so that running or resuming the same experiment
+# again in one process (a notebook cell, a test) does not compile again. Keyed by everything the trainer
+# closes over: the model, the train config, the oracle's config and the mesh's devices.
+_COMPILED: dict = {}
+_COMPILED_MAX = 8
+
+
+def _compiled(exp, t, oracle, pref, mesh):
+  key = None
+  if pref is None:
+    key = (exp.model, t, json.dumps(exp.oracle, sort_keys=True), tuple(d.id for d in mesh.devices.flat))
+    if key in _COMPILED:
+      return _COMPILED[key]
+  trainer = make_trainer(exp.model, t, oracle, pref, mesh)
+  out = trainer, jax.jit(trainer.step), jax.jit(trainer.evaluate)
+  if key is not None:
+    if len(_COMPILED) >= _COMPILED_MAX:
+      _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[key] = out
+  return out
+
+
 def _run_one(exp, t, oracle, pref, mesh, out, progress, stop_after, log) -> dict:
   os.makedirs(out, exist_ok=True)
-  trainer = make_trainer(exp.model, t, oracle, pref, mesh)
+  trainer, step, evaluate = _compiled(exp, t, oracle, pref, mesh)
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   state = jax.device_put(trainer.init(jax.random.key(t.seed)), replicated)
   ckpt = Checkpoints(os.path.join(out, "checkpoints"))
@@ -251,8 +273,6 @@ def _run_one(exp, t, oracle, pref, mesh, out, progress, stop_after, log) -> dict
       ckpt.close()
       return _columns(rows)
     log(f"nashax train: {t.algorithm}: resuming from step {done}")
-  step = jax.jit(trainer.step)
-  evaluate = jax.jit(trainer.evaluate)
   if not rows:
     rows.append(_row(0, float("nan"), evaluate(state)))
   start = int(state.step)
