@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 _EPILOG = """examples:
@@ -107,7 +108,7 @@ def _verify(args: argparse.Namespace) -> int:
   print(f"nashax verify: {'fast' if args.fast else 'full'} run, plots and report in {args.out}/", flush=True)
   try:
     results = registry.run_claims(args.only, fast=args.fast, out_dir=args.out,
-                                  log=lambda s: print(s, flush=True))
+                                  log=lambda s: print(s, flush=True), jobs=args.jobs)
   except ValueError as e:
     print(f"nashax verify: {e}", file=sys.stderr)
     return 2
@@ -140,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
   v.add_argument("--only", metavar="PATTERN", help="run claims matching PATTERN (glob or substring, comma-separated)")
   v.add_argument("--fast", action="store_true", help="small sizes (seconds, for tests)")
   v.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+  v.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                 help="claims run in N worker processes (default: one per CPU core; 1 runs them in this process)")
   v.add_argument("--out", default="runs/verify", metavar="DIR", help="where the report and plots go (default runs/verify)")
   sw = sub.add_parser(
       "sweep", help="run a grid of games x solvers x hyperparameters x seeds, resumable",
