@@ -164,6 +164,55 @@ def test_alpha_divergences_vmap_over_alpha():
     np.testing.assert_allclose(float(batch[i]), float(D.alpha_divergence(float(a))(p, q)), rtol=1e-5)
 
 
+@_x64
+def test_switch_is_each_member_with_one_compile():
+  """``D.switch(members, i)`` gives member i's values (checked against the member objects and the numpy
+  formulas): the divergence, f, f', the conjugate, the inverse of f', the f-regularised argmax and the
+  gradient of D_f; and a jitted function of it traces once for all indices."""
+  chosen = [("forward_kl", None), ("jensen_shannon", None), ("alpha", -1.0), ("alpha", 0.7)]
+  members = [D.get(n, a) for n, a in chosen]
+  rng = np.random.default_rng(8)
+  p, q = (jnp.log(jnp.asarray(rng.dirichlet(np.ones(6)))) for _ in range(2))
+  t = jnp.asarray(rng.uniform(0.05, 4.0, 7))
+  u = jnp.asarray(rng.uniform(-3.0, 0.4, 7))
+  r = jnp.asarray(rng.normal(size=6))
+  traces = []
+
+  @jax.jit
+  def everything(d):
+    traces.append(1)
+    grad = jax.grad(lambda lp: d(jax.nn.log_softmax(lp), q))(p)
+    return (d(p, q), d.f(t), d.fprime(t), d.conjugate(u), d.fprime_inverse(d.fprime(t)),
+            D.regularized_argmax(r, q, 0.7, d), grad)
+
+  for i, m in enumerate(members):
+    got = everything(D.switch(members, i))
+    want = (m(p, q), m.f(t), m.fprime(t), m.conjugate(u), t, D.regularized_argmax(r, q, 0.7, m),
+            jax.grad(lambda lp: m(jax.nn.log_softmax(lp), q))(p))
+    for g, w in zip(got, want):
+      np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-9, atol=1e-12, err_msg=m.name)
+    name, a = chosen[i]
+    np.testing.assert_allclose(np.asarray(got[1]), _np_f(name, np.asarray(t), a), rtol=1e-9)
+  assert len(traces) == 1
+  # A batched index evaluates every member and selects: the values are still each member's.
+  vals = jax.vmap(lambda i: D.switch(members, i)(p, q))(jnp.arange(len(members)))
+  np.testing.assert_allclose(np.asarray(vals), [float(m(p, q)) for m in members], rtol=1e-12)
+
+
+def test_switch_refuses_bad_input():
+  members = [D.reverse_kl(), D.chi_squared()]
+  with pytest.raises(ValueError, match="index"):
+    D.switch(members, 2)
+  with pytest.raises(ValueError, match="index"):
+    D.switch(members, 0.5)
+  with pytest.raises(ValueError, match="members"):
+    D.switch([], 0)
+  with pytest.raises(ValueError, match="members"):
+    D.switch(["reverse_kl"], 0)
+  with pytest.raises(ValueError, match="not invertible"):  # total variation has no inverse of f'
+    D.switch([D.reverse_kl(), D.total_variation()], 0).fprime_inverse(0.1)
+
+
 # ----------------------------------------------------------------------------- f-DPO
 
 

@@ -62,6 +62,7 @@ __all__ = [
     "squared_hellinger",
     "alpha_divergence",
     "get",
+    "switch",
     "NAMES",
     "regularized_argmax",
     "regularized_max",
@@ -90,7 +91,7 @@ class Divergence:
       ``f'`` is not invertible (total variation).
     f_zero: ``alpha -> f(0)`` (may be ``inf``).
     slope_inf: ``alpha -> lim_{t -> inf} f(t)/t`` (may be ``inf``).
-    alpha: the family parameter, or None.
+    alpha: the family parameter, or None (``switch``: ``(index, member alphas)``).
   """
 
   name: str = _struct.field(static=True)
@@ -443,6 +444,88 @@ def get(name: str, alpha: Optional[jax.typing.ArrayLike] = None) -> Divergence:
   if alpha is not None:
     raise ValueError(f"alpha: only the 'alpha' family takes a parameter, not {name!r}")
   return _FACTORIES[name]()
+
+
+class _Dispatch:
+  """One generator function of a ``switch``: calls member ``index``'s function (``lax.switch``).
+
+  Static and hashable by its members' (module-level) functions, so two
+  ``switch`` divergences over the same members are the same jit cache entry
+  whatever their index.
+  """
+
+  def __init__(self, fns: tuple, has_alpha: tuple):
+    self.fns, self.has_alpha = fns, has_alpha
+
+  def __eq__(self, other):
+    return isinstance(other, _Dispatch) and (self.fns, self.has_alpha) == (other.fns, other.has_alpha)
+
+  def __hash__(self):
+    return hash((self.fns, self.has_alpha))
+
+  def __call__(self, alpha, *x):
+    index, params = alpha
+    dt = jnp.result_type(*x, float) if x else params.dtype
+    shape = jnp.broadcast_shapes(*(jnp.shape(v) for v in x)) if x else ()
+
+    def branch(k):
+      def g(params, *x):
+        out = self.fns[k](params[k] if self.has_alpha[k] else None, *x)
+        return jnp.broadcast_to(jnp.asarray(out, dt), shape)
+      return g
+
+    return jax.lax.switch(index, [branch(k) for k in range(len(self.fns))], params, *x)
+
+
+def switch(members, index: jax.typing.ArrayLike) -> Divergence:
+  """Member ``index`` of a fixed list of divergences, as one pytree whose index is a traced leaf.
+
+  Every ``switch`` over the same ``members`` has the same static structure,
+  so a jitted function of a divergence compiles once for the whole list:
+
+      sweep = [D.reverse_kl(), D.chi_squared(), D.alpha_divergence(0.3)]
+      f = jax.jit(lambda d, logits: d(jax.nn.log_softmax(logits), log_ref))
+      values = [f(D.switch(sweep, i), logits) for i in range(len(sweep))]   # one compile
+
+  With an unbatched index each function is a ``lax.cond``: only the selected
+  member runs, under ``grad`` too. A batched index (``vmap`` over ``index``)
+  evaluates every member and selects; reverse-mode gradients then pass zero
+  cotangents through the unselected members, which gives NaN where one of
+  them is infinite on the inputs, so differentiate only with an unbatched
+  index. Closed forms keyed on the name (reverse KL's ``regularized_argmax``)
+  are replaced by the generic path: the same values to rounding.
+
+  Args:
+    members: a non-empty sequence of ``Divergence``s (an alpha member keeps its ``alpha``).
+    index: an integer in ``[0, len(members))``.
+
+  Returns:
+    A ``Divergence`` named ``"switch(...)"`` whose ``alpha`` leaf is
+    ``(index, member alphas)``; it has no inverse of ``f'`` when a member
+    has none (total variation).
+
+  Raises:
+    ValueError: ``members`` empty or not divergences, or a concrete ``index``
+      that is not an integer in range.
+  """
+  members = tuple(members)
+  if not members or not all(isinstance(m, Divergence) for m in members):
+    raise ValueError(f"members: a non-empty sequence of Divergence objects, got {members!r}")
+  if not isinstance(index, jax.core.Tracer):
+    i = np.asarray(index)
+    if i.shape != () or not np.issubdtype(i.dtype, np.integer) or not 0 <= int(i) < len(members):
+      raise ValueError(f"index: an integer in [0, {len(members)}), got {index!r}")
+  has_alpha = tuple(m.alpha is not None for m in members)
+  params = jnp.stack([jnp.asarray(m.alpha if h else 0.0, jnp.result_type(float)) for m, h in zip(members, has_alpha)])
+
+  def dispatch(attr):
+    fns = tuple(getattr(m, attr) for m in members)
+    return None if any(f is None for f in fns) else _Dispatch(fns, has_alpha)
+
+  name = "switch(" + ",".join(m.name for m in members) + ")"
+  return Divergence(name, dispatch("f_log"), dispatch("fprime_log"), dispatch("link_log"), dispatch("conjugate_fn"),
+                    dispatch("inverse_log"), dispatch("f_zero"), dispatch("slope_inf"),
+                    (jnp.asarray(index, jnp.int32), params))
 
 
 # ------------------------------------------------------------------ f-regularized best response

@@ -5,6 +5,8 @@ All run in float64 on random tabular instances and start from random logits.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -92,20 +94,29 @@ def f_dpg_reaches_target(fast: bool, out_dir: str) -> ClaimResult:
     targets = _targets(50, seeds)
     batch = TargetDistribution(jnp.stack([t.log_base for t in targets]), jnp.stack([t.log_score for t in targets]))
     keys = jax.random.split(jax.random.key(0), seeds)
-    for name, a in SWEEP:
-      d = D.get(name, a)
-      tv = name == "total_variation"
-      solver = solvers.f_dpg(d, 0.5, decay=0.999 if tv else 1.0)
-      steps = 12_000 if tv else 400
-      tr = np.asarray(jax.jit(jax.vmap(lambda tt, k: _trace(solver, tt, d, k, steps)))(batch, keys))
-      finals += list(tr[:, -1]); curves.append(tr[0]); labels.append(_label(name, a))
-      # Euclidean f-DPG step vs autodiff of D_f, at a random policy of the first target.
-      t = targets[0]
+    t0 = targets[0]
+
+    @functools.partial(jax.jit, static_argnames="steps")
+    def descend(d, decay, steps):
+      solver = solvers.f_dpg(d, 0.5, decay=decay)
+      return jax.vmap(lambda tt, k: _trace(solver, tt, d, k, steps))(batch, keys)
+
+    @jax.jit
+    def step_error(d):
+      """Euclidean f-DPG step vs autodiff of D_f, at a random policy of the first target."""
       eu = solvers.f_dpg(d, 1.0, geometry="euclidean", baseline_ema=0.0)
-      s0 = eu.init(t, jax.random.key(7))
-      s1 = eu.step(t, s0)
-      auto = jax.grad(lambda th: d(jax.nn.log_softmax(th), t.log_prob))(s0.logits)
-      grad_errs.append(float(jnp.linalg.norm((s0.logits - s1.logits) - auto) / jnp.linalg.norm(auto)))
+      s0 = eu.init(t0, jax.random.key(7))
+      s1 = eu.step(t0, s0)
+      auto = jax.grad(lambda th: d(jax.nn.log_softmax(th), t0.log_prob))(s0.logits)
+      return jnp.linalg.norm((s0.logits - s1.logits) - auto) / jnp.linalg.norm(auto)
+
+    members = [D.get(name, a) for name, a in SWEEP]  # one compile per function for all of them
+    for i, (name, a) in enumerate(SWEEP):
+      d = D.switch(members, i)
+      tv = name == "total_variation"
+      tr = np.asarray(descend(d, 0.999 if tv else 1.0, steps=12_000 if tv else 400))
+      finals += list(tr[:, -1]); curves.append(tr[0]); labels.append(_label(name, a))
+      grad_errs.append(float(step_error(d)))
     # RLHF equivalence: reverse-KL f-DPG's Euclidean step on P = a e^{r/beta}.
     rng = np.random.default_rng(3)
     base, r, beta = rng.dirichlet(np.ones(20)), rng.normal(size=20), 0.3
@@ -195,8 +206,9 @@ def f_dpg_alignment_diversity(fast: bool, out_dir: str) -> ClaimResult:
   with jax.enable_x64(True):
     target, reward = _mean_field_target(v)
     fit = jax.jit(lambda k, dd: _fit_product(dd, target, v, k))
-    for name, a in SWEEP:
-      d = D.get(name, a)
+    members = [D.get(name, a) for name, a in SWEEP]  # one compile for all of them
+    for i, (name, a) in enumerate(SWEEP):
+      d = D.switch(members, i)
       rs, hs = [], []
       for s in range(seeds):
         q = np.asarray(fit(jax.random.key(s), d))
@@ -249,25 +261,30 @@ def f_dpo_optimum(fast: bool, out_dir: str) -> ClaimResult:
   n, beta = 6, 0.5
   devs, gaps, labs = [], [], []
   with jax.enable_x64(True):
-    for name, a in STRICT:
-      if name == "chi_squared" or (name == "alpha" and a < 0):
-        continue  # f'(0) finite: the optimum may sit on the boundary, where logits cannot reach
-      d = D.get(name, a)
-      f = jax.jit(lambda th, r, lref: _fdpo_population_loss(th, r, lref, beta, d))
-      gr = jax.jit(jax.grad(f)); he = jax.jit(jax.hessian(f))
+    # f'(0) finite for chi^2 and alpha < 0: the optimum may sit on the boundary, where logits cannot reach.
+    sweep = [(name, a) for name, a in STRICT if not (name == "chi_squared" or (name == "alpha" and a < 0))]
+    members = [D.get(name, a) for name, a in sweep]  # one compile per function for all of them
+    f = jax.jit(lambda th, r, lref, d: _fdpo_population_loss(th, r, lref, beta, d))
+    gr, he = jax.jit(jax.grad(f)), jax.jit(jax.hessian(f))
+
+    @jax.jit
+    def check(theta, r, log_ref, d):
+      lp = jax.nn.log_softmax(theta)
+      resid = beta * d.fprime(jnp.exp(lp - log_ref)) - r
+      pred = D.regularized_argmax(r, log_ref, beta, d)
+      return jnp.max(resid) - jnp.min(resid), jnp.max(jnp.abs(jnp.exp(pred) - jnp.exp(lp)))
+
+    for i, (name, a) in enumerate(sweep):
+      d = D.switch(members, i)
       for s in range(seeds):
         rng = np.random.default_rng(s)
         r = jnp.asarray(rng.normal(size=n)); log_ref = jnp.log(jnp.asarray(rng.dirichlet(np.ones(n) * 2)))
-        res = optimize.minimize(lambda th: float(f(th, r, log_ref)), np.asarray(rng.normal(size=n)),
-                                jac=lambda th: np.asarray(gr(th, r, log_ref)),
-                                hess=lambda th: np.asarray(he(th, r, log_ref)), method="trust-exact",
+        res = optimize.minimize(lambda th: float(f(th, r, log_ref, d)), np.asarray(rng.normal(size=n)),
+                                jac=lambda th: np.asarray(gr(th, r, log_ref, d)),
+                                hess=lambda th: np.asarray(he(th, r, log_ref, d)), method="trust-exact",
                                 options=dict(gtol=1e-13, maxiter=500))
-        lp = jax.nn.log_softmax(jnp.asarray(res.x))
-        resid = beta * d.fprime(jnp.exp(lp - log_ref)) - r
-        devs.append(float(jnp.max(resid) - jnp.min(resid)))
-        pred = D.regularized_argmax(r, log_ref, beta, d)
-        gaps.append(float(jnp.max(jnp.abs(jnp.exp(pred) - jnp.exp(lp)))))
-        labs.append(_label(name, a))
+        dev, gap = check(jnp.asarray(res.x), r, log_ref, d)
+        devs.append(float(dev)); gaps.append(float(gap)); labs.append(_label(name, a))
   fig, ax = _plot.figure()
   ax.semilogy(range(len(devs)), np.maximum(devs, 1e-18), "o", label="max-min of beta f'(pi/ref) - r*")
   ax.semilogy(range(len(gaps)), np.maximum(gaps, 1e-18), "x", label="|pi - regularized_argmax(r*)|_inf")
@@ -308,28 +325,39 @@ def f_game_equilibrium(fast: bool, out_dir: str) -> ClaimResult:
     bs = jnp.stack([g.beta for g in kl_games])
     lr = jnp.stack([g.log_ref for g in kl_games])
     keys = jax.random.split(jax.random.key(0), len(kl_games))
-    for name, a in STRICT:
-      d = D.get(name, a)
-      batch = FRegularizedGame(p, bs, lr, d)
 
+    @jax.jit
+    def sweep(d):
       def one(g, key):
         st, tr = run(solvers.f_extragradient(), g, key, num_steps=steps, every=every, metric_fn=metrics.duality_gap)
         return st.profile[0], tr
+      # The divergence is shared by the batch (an unbatched switch index: only its member runs).
+      return jax.vmap(one, in_axes=(FRegularizedGame(0, 0, 0, None), 0))(FRegularizedGame(p, bs, lr, d), keys)
 
-      prof, tr = jax.jit(jax.vmap(one, in_axes=(FRegularizedGame(0, 0, 0, None), 0)))(batch, keys)
+    # Reverse KL on its own (its closed forms, checked below); the other divergences share one compile.
+    others = [D.get(name, a) for name, a in STRICT if name != "reverse_kl"]
+    runs = {"reverse_kl": sweep(D.reverse_kl())}
+    runs.update({_label(*s): sweep(D.switch(others, i))
+                 for i, s in enumerate(x for x in STRICT if x[0] != "reverse_kl")})
+    for lab, (prof, tr) in runs.items():
       tr = np.asarray(tr)
       gaps += list(np.maximum(tr[:, -1], 0.0))
-      curves.append(tr[0]); labels.append(_label(name, a))
-      if name == "reverse_kl":
-        for i, g in enumerate(kl_games):
-          opt = solvers.regularized_nash(g).policy
-          dists.append(float(jnp.max(jnp.abs(prof[i] - opt))))
-        rng = np.random.default_rng(100)
-        xs, ys = (jnp.asarray(rng.dirichlet(np.ones(k), size=50)) for _ in range(2))
-        for i, g in enumerate(kl_games):
-          fg = FRegularizedGame(g.preference, g.beta, g.log_ref, d)
-          diff = jax.vmap(lambda x, y: metrics.duality_gap(fg, (x, y)) - metrics.duality_gap(g, (x, y)))(xs, ys)
-          same.append(float(jnp.max(jnp.abs(diff))))
+      curves.append(tr[0]); labels.append(lab)
+    prof = runs["reverse_kl"][0]
+    for i, g in enumerate(kl_games):
+      opt = solvers.regularized_nash(g).policy
+      dists.append(float(jnp.max(jnp.abs(prof[i] - opt))))
+    # The f-game's gap with reverse KL is the KL-regularised preference game's, at random profiles.
+    rng = np.random.default_rng(100)
+    xs, ys = (jnp.asarray(rng.dirichlet(np.ones(k), size=50)) for _ in range(2))
+    kl_batch = jax.tree.map(lambda *v: jnp.stack(v), *kl_games)
+    f_batch = FRegularizedGame(p, bs, lr, D.reverse_kl())
+
+    @jax.jit
+    def gap_difference(fg, g):
+      return jax.vmap(lambda x, y: metrics.duality_gap(fg, (x, y)) - metrics.duality_gap(g, (x, y)))(xs, ys)
+
+    same = list(np.max(np.abs(np.asarray(jax.vmap(gap_difference)(f_batch, kl_batch))), axis=1))
   fig, ax = _plot.figure()
   for c_, lab in zip(curves, labels):
     ax.semilogy(np.arange(1, c_.size + 1) * every, np.maximum(c_, 1e-16), label=lab)
