@@ -39,13 +39,18 @@ def hedge_average_gap(fast: bool, out_dir: str):
   horizon = 2_000 if fast else 20_000
   every = horizon // 50
   worst_m, worst_b, fig_m, fig_b, labels = [], [], [], [], []
-  for n in sizes:
-    keys = jax.random.split(jax.random.key(n), 2 * seeds)
+
+  @functools.partial(jax.jit, static_argnums=(0,))
+  def size_run(n, key, eta):  # games, run and initial profiles of one size: one compile
+    keys = jax.random.split(key, 2 * seeds)
     gs = jax.vmap(lambda k: games.random_zero_sum(k, n, n))(keys[:seeds])
-    eta = np.sqrt(8 * np.log(n) / horizon) / 2.0
     solver = solvers.mwu(eta)
-    states, gaps = _batch_run(solver, gs, keys[seeds:], horizon, every)
-    x0 = jax.vmap(solver.init)(gs, keys[seeds:]).profile
+    _, gaps = _batch_run(solver, gs, keys[seeds:], horizon, every)
+    return gs, gaps, jax.vmap(solver.init)(gs, keys[seeds:]).profile
+
+  for n in sizes:
+    eta = np.sqrt(8 * np.log(n) / horizon) / 2.0
+    gs, gaps, x0 = size_run(n, jax.random.key(n), eta)
     d = np.asarray((-jnp.log(x0[0])).max(-1) + (-jnp.log(x0[1])).max(-1))  # D_x + D_y
     a = np.asarray(gs.payoff)
     rng = a.max((-2, -1)) - a.min((-2, -1))
@@ -74,21 +79,29 @@ def extragradient_ergodic_gap(fast: bool, out_dir: str):
   horizon = 1_000 if fast else 10_000
   every = horizon // 50
   ms, bs, fig_m, fig_b, labels = [], [], [], [], []
+
+  @functools.partial(jax.jit, static_argnums=(0,))
+  def sized_games(n, keys):
+    return jax.vmap(lambda k: games.random_zero_sum(k, n, n))(keys)
+
+  @functools.partial(jax.jit, static_argnums=(0,))
+  def batch(geometry, eta, gs, keys):  # the runs and initial profiles of one geometry and size: one compile
+    make = functools.partial(solvers.extragradient, geometry=geometry)
+    f = lambda e, g, k: run(make(e), g, k, num_steps=horizon, every=every, metric_fn=_gap_trace)
+    return jax.vmap(f)(eta, gs, keys)[1], jax.vmap(lambda e, g, k: make(e).init(g, k))(eta, gs, keys).profile
+
   for geometry in ("entropic", "euclidean"):
     for n in sizes:
       keys = jax.random.split(jax.random.key(100 + n), 2 * seeds)
-      gs = jax.vmap(lambda k: games.random_zero_sum(k, n, n))(keys[:seeds])
+      gs = sized_games(n, keys[:seeds])
       a = np.asarray(gs.payoff, np.float64)
       if geometry == "entropic":
         lips = np.abs(a).max((-2, -1))
       else:
         lips = np.linalg.norm(a, 2, axis=(-2, -1))
       eta = jnp.asarray(1.0 / lips, jnp.float32)
-      make = functools.partial(solvers.extragradient, geometry=geometry)
-      f = lambda e, g, k: run(make(e), g, k, num_steps=horizon, every=every, metric_fn=_gap_trace)
-      _, gaps = jax.vmap(f)(eta, gs, keys[seeds:])
-      x0, y0 = (np.asarray(v, np.float64)
-                for v in jax.vmap(lambda e, g, k: make(e).init(g, k))(eta, gs, keys[seeds:]).profile)
+      gaps, (x0, y0) = batch(geometry, eta, gs, keys[seeds:])
+      x0, y0 = np.asarray(x0, np.float64), np.asarray(y0, np.float64)
       if geometry == "entropic":
         dmax = -np.log(x0).min(-1) - np.log(y0).min(-1)
       else:  # max over vertices of |x0 - e_i|^2 / 2, per player
@@ -125,21 +138,23 @@ def optimistic_mwu_last_iterate(fast: bool, out_dir: str):
     x = state.log_probs
     return sum(jnp.sum(o * (jnp.log(o) - l)) for o, l in zip(optimum, x))
 
+  def one(make, e, g, k, o):
+    s = make(e)
+    st0 = s.init(g, k)
+    _, tr = run(s, g, k, num_steps=horizon, every=every, metric_fn=lambda gg, st: kl_trace(gg, st, o))
+    return kl_trace(g, st0, o), tr
+
+  @functools.partial(jax.jit, static_argnums=0)
+  def size_run(n, key):  # the games, OMWU and MWU of one size: one compile
+    keys = jax.random.split(key, 2 * seeds)
+    gs, opt = jax.vmap(lambda k: games.random_interior_zero_sum(k, n, dtype=jnp.float64))(keys[:seeds])
+    eta = 0.5 / jnp.abs(gs.payoff).max((-2, -1))
+    return (jax.vmap(functools.partial(one, solvers.optimistic_mwu))(eta, gs, keys[seeds:], opt),
+            jax.vmap(functools.partial(one, solvers.mwu))(eta, gs, keys[seeds:], opt))
+
   with jax.enable_x64(True):
     for n in sizes:
-      keys = jax.random.split(jax.random.key(200 + n), 2 * seeds)
-      gs, opt = jax.vmap(lambda k: games.random_interior_zero_sum(k, n, dtype=jnp.float64))(keys[:seeds])
-      eta = 0.5 / jnp.abs(gs.payoff).max((-2, -1))
-
-      def one(make, e, g, k, o):
-        s = make(e)
-        st0 = s.init(g, k)
-        _, tr = run(s, g, k, num_steps=horizon, every=every,
-                    metric_fn=lambda gg, st: kl_trace(gg, st, o))
-        return kl_trace(g, st0, o), tr
-
-      k0, tr = jax.vmap(functools.partial(one, solvers.optimistic_mwu))(eta, gs, keys[seeds:], opt)
-      m0, mtr = jax.vmap(functools.partial(one, solvers.mwu))(eta, gs, keys[seeds:], opt)
+      (k0, tr), (m0, mtr) = size_run(n, jax.random.key(200 + n))
       r = np.asarray(tr) / np.asarray(k0)[:, None]
       mr = np.asarray(mtr) / np.asarray(m0)[:, None]
       ratios.append(r[:, -1]); mwu_ratios.append(mr[:, -1])
