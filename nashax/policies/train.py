@@ -42,6 +42,7 @@ numbers up to float reassociation).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -242,19 +243,24 @@ def make_trainer(model_config: T.TransformerConfig, train_config: TrainConfig, o
   def all_logp(params):
     return logp(params, responses)
 
+  params_init = _params_init(model_config, float(cfg.init_scale))
+
+  @jax.jit
+  def dataset(params, key):
+    k1, k2, k3 = jax.random.split(key, 3)
+    y, y2 = draw(params, k1, cfg.dataset_size), draw(params, k2, cfg.dataset_size)
+    won = jax.random.uniform(k3, (cfg.dataset_size,)) < oracle_or_model(y, y2)
+    w, l = jnp.where(won[:, None], y, y2), jnp.where(won[:, None], y2, y)
+    return {"w": w, "l": l, "ref_w": logp(params, w), "ref_l": logp(params, l)}  # cached once
+
   def init(key: jax.Array) -> TrainState:
     k_model, k_data, k_run, k_bias = jax.random.split(key, 4)
-    _, params = T.init_model(model_config, k_model)
-    params = _random_bias(params, k_bias, cfg.init_scale)
-    # A one-row placeholder when there is no offline dataset (orbax refuses zero-size arrays).
-    data = {"w": jnp.ones((1, L), jnp.int32), "l": jnp.ones((1, L), jnp.int32),
-            "ref_w": jnp.zeros((1,)), "ref_l": jnp.zeros((1,))}
+    params = params_init(k_model, k_bias)
     if cfg.algorithm in ("dpo", "ipo") and not cfg.exact:
-      k1, k2, k3 = jax.random.split(k_data, 3)
-      y, y2 = draw(params, k1, cfg.dataset_size), draw(params, k2, cfg.dataset_size)
-      won = jax.random.uniform(k3, (cfg.dataset_size,)) < oracle_or_model(y, y2)
-      w, l = jnp.where(won[:, None], y, y2), jnp.where(won[:, None], y2, y)
-      data = {"w": w, "l": l, "ref_w": logp(params, w), "ref_l": logp(params, l)}  # cached once
+      data = dataset(params, k_data)
+    else:  # a one-row placeholder when there is no offline dataset (orbax refuses zero-size arrays)
+      data = {"w": jnp.ones((1, L), jnp.int32), "l": jnp.ones((1, L), jnp.int32),
+              "ref_w": jnp.zeros((1,)), "ref_l": jnp.zeros((1,))}
     return TrainState(params, tx.init(params), (params, params), params, data, jnp.zeros((), jnp.int32),
                       jax.random.key_data(k_run))
 
@@ -394,5 +400,14 @@ def make_trainer(model_config: T.TransformerConfig, train_config: TrainConfig, o
             "gap_unregularized": exact_gap(oracle, lp, ref, responses, 0.0),
             "class_marginals": q}
 
-  # init is jitted here: run eagerly, the model's construction dispatches op by op (seconds on a CPU).
-  return Trainer(jax.jit(init), step, evaluate, loss_fn, graphdef, model_config, cfg, oracle, responses)
+  return Trainer(init, step, evaluate, loss_fn, graphdef, model_config, cfg, oracle, responses)
+
+
+@functools.lru_cache(maxsize=16)
+def _params_init(model_config: T.TransformerConfig, init_scale: float) -> Callable:
+  """``(k_model, k_bias) -> params``, jitted and shared by every trainer of the same model: run eagerly,
+  the model's construction dispatches op by op (seconds on a CPU); compiled, it takes about a second."""
+  def params_init(k_model, k_bias):
+    _, params = T.init_model(model_config, k_model)
+    return _random_bias(params, k_bias, init_scale)
+  return jax.jit(params_init)
