@@ -255,7 +255,7 @@ def _affine_of(fs):
 )
 def exit_criterion_sound(fast: bool, out_dir: str):
   eps = 1e-3
-  draws = 2 if fast else 8
+  draws = 2 if fast else 5
   methods = {
       "halpern": lambda: H.halpern(),
       "eag": lambda: H.eag(variant="varying"),

@@ -15,8 +15,8 @@ _CONFIG = {
     "model": {"vocab_size": 4, "num_layers": 2, "num_heads": 2, "embed_dim": 32, "max_len": 8},
     "oracle": {"num_classes": 3, "response_len": 3, "margin": 0.3, "noise": 0.1},
     "train": {"algorithm": ["iterative_dpo", "nash_md", "sppo", "egpo"], "beta": 0.1, "eta": 1.0, "lr": 0.003,
-              "batch_size": 64, "num_steps": 300, "refresh": 10, "init_scale": 1.5},
-    "run": {"eval_every": 25, "checkpoint_every": 300},
+              "batch_size": 64, "num_steps": 200, "refresh": 10, "init_scale": 1.5},
+    "run": {"eval_every": 25, "checkpoint_every": 200},
 }
 
 
@@ -47,7 +47,7 @@ def policy_nash_beats_iterative_dpo(fast: bool, out_dir: str) -> ClaimResult:
   final = {a: float(np.mean(c["exploitability"][-2:])) for a, c in res.items()}  # last two evaluations
   measured = np.array([v for a, v in final.items() if a != "iterative_dpo"])
   bound = np.full(measured.shape, final["iterative_dpo"])
-  details = (f"{'fast: 1 layer, 100 steps, no SPPO' if fast else '2 layers, 300 steps'}, batch 64, beta = 0.1; final "
+  details = (f"{'fast: 1 layer, 100 steps, no SPPO' if fast else '2 layers, 200 steps'}, batch 64, beta = 0.1; final "
              f"exploitability (mean of the last two evaluations): "
              + ", ".join(f"{a} {v:.4f}" for a, v in final.items()))
   return result_from_ratios("policy_nash_beats_iterative_dpo", measured, bound, details,
