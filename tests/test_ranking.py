@@ -86,6 +86,11 @@ def test_response_graph_ucb_finds_the_graph_within_its_sample_bound():
     again = R.response_graph_ucb(jax.random.key(0), mu, 0.1)
     assert int(again.samples) == int(out.samples)
     np.testing.assert_allclose(np.asarray(out.edge_confidence), 1 - 2 * 0.1 / 8)
+    # Traced means (a jit or vmap over games) give the same run as concrete ones.
+    both = jax.jit(jax.vmap(lambda m: R.response_graph_ucb(jax.random.key(0), m, 0.1)))(np.stack([mu, mu[::-1]]))
+    assert int(both.samples[0]) == int(out.samples)
+    np.testing.assert_array_equal(np.asarray(both.graph[0]), np.asarray(out.graph))
+    np.testing.assert_array_equal(np.asarray(both.graph[1]), np.asarray(A.response_graph(mu[::-1])))
 
 
 def test_response_graph_ucb_reports_unresolved_edges_when_the_budget_runs_out():

@@ -184,17 +184,19 @@ def response_graph_ucb(key: jax.Array, means: jax.typing.ArrayLike, delta: float
     NeurIPS 2019, arXiv:1909.09849, Algorithm 1 and Theorem 4.1 (uniform
     edge selection, Hoeffding bounds).
   """
-  mu = np.asarray(means, np.float64)
+  if isinstance(means, jax.core.Tracer):  # traced (a vmap over games): the values are the caller's to check
+    mu = jnp.asarray(means, jnp.result_type(float))
+  else:
+    mu = np.asarray(means, np.float64)
   if mu.ndim < 2 or mu.shape[0] != mu.ndim - 1:
     raise ValueError(f"means: expected [K, a_1, ..., a_K] with the player axis first, got shape {mu.shape}")
-  if not np.isfinite(mu).all() or (mu < 0).any() or (mu > 1).any():
+  if isinstance(mu, np.ndarray) and (not np.isfinite(mu).all() or (mu < 0).any() or (mu > 1).any()):
     raise ValueError("means: outcomes are Bernoulli; means must lie in [0, 1]")
   if not 0 < float(delta) < 1:
     raise ValueError(f"delta: must be in (0, 1), got {delta}")
   shape = mu.shape[1:]
   k_pop, n = len(shape), int(np.prod(shape))
   edges = _edges(shape)
-  e = edges.shape[0]
   flat = jnp.asarray(mu.reshape(k_pop, n))
   log_term = float(np.log(2.0 * k_pop * n / delta))  # log(2 / delta')
   src, dst, pop = (jnp.asarray(edges[:, i]) for i in range(3))
