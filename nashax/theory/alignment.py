@@ -26,6 +26,7 @@ from nashax.theory.registry import ClaimResult, claim, result_from_ratios
              "beta_H and as sigma shrinks."),
     source=("Hadfield-Menell, Dragan, Abbeel, Russell, IJCAI 2017 (arXiv:1611.08219), eq. 1, Thm 1, eq. 7; "
             "THEORY.md section 10 (MC values 0.2668 and 0.1718-0.1721). float64."),
+    cost=8,
 )
 def off_switch_incentive(fast: bool, out_dir: str) -> ClaimResult:
   measured, bound = [], []
@@ -341,6 +342,7 @@ def transformed_rewards_and(fast: bool, out_dir: str) -> ClaimResult:
              "(Thm 4.1, no exception); the paper's worked thresholds: beta = 0.1, c = 5 -> 0.474; c = 30 -> 0.049."),
     source=("Chen et al., 'Preference Learning Algorithms Do Not Learn Preference Rankings', NeurIPS 2024 "
             "(arXiv:2405.19534), Thm 3.1, Thm 4.1 and its worked example; THEORY.md section 9. float64."),
+    cost=8,
 )
 def dpo_ranking_accuracy(fast: bool, out_dir: str) -> ClaimResult:
   from nashax.games import bradley_terry

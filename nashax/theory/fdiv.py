@@ -86,6 +86,7 @@ def _targets(n: int, seeds: int):
              "(relative error <= 1e-8), reverse-KL f-DPG being RLHF's gradient -(1/beta) grad(E r - beta KL(pi||a))."),
     source=("Go et al., ICML 2023 (arXiv:2302.08215), Theorem 1 (the f-DPG gradient) and Sec. 3 (RLHF as reverse "
             "KL to a e^{r/beta}); THEORY.md section 8 (toy verifier, tolerance 1e-4). float64."),
+    cost=11,
 )
 def f_dpg_reaches_target(fast: bool, out_dir: str) -> ClaimResult:
   seeds = 2 if fast else 5
@@ -308,6 +309,7 @@ def f_dpo_optimum(fast: bool, out_dir: str) -> ClaimResult:
     source=("Munos et al., ICML 2024 (arXiv:2312.00886), the regularised game and its unique equilibrium; the "
             "gap is exact via the f-DPO best response (Wang et al. 2024, Thm. 1); THEORY.md sections 0 and 8. "
             "float64."),
+    cost=10,
 )
 def f_game_equilibrium(fast: bool, out_dir: str) -> ClaimResult:
   from nashax.core import metrics

@@ -72,6 +72,7 @@ def hedge_average_gap(fast: bool, out_dir: str):
              "duality gap <= max_u D(u, z_0) / (eta T); D = KL with L = max|A_ij| (entropic), "
              "D = |.|^2/2 with L = ||A||_2 (Euclidean)."),
     source="Nemirovski 2004, SIAM J. Optim. 15(1), Thm 3.2; THEORY.md section 0b.",
+    cost=9,
 )
 def extragradient_ergodic_gap(fast: bool, out_dir: str):
   sizes = (3, 8) if fast else (3, 8, 32)
@@ -125,6 +126,7 @@ def extragradient_ergodic_gap(fast: bool, out_dir: str):
     source=("Daskalakis & Panageas, ITCS 2019 (arXiv:1807.04252), Thm 1.1; Wei, Lee, Zhang & Luo, ICLR 2021 "
             "(arXiv:2006.09517), Thm 3; Bailey & Piliouras, EC 2018 (arXiv:1802.05642), Thm 3.1; "
             "THEORY.md section 0b. Run in float64."),
+    cost=10,
 )
 def optimistic_mwu_last_iterate(fast: bool, out_dir: str):
   sizes = (2, 3, 4) if fast else (2, 3, 4, 5)

@@ -185,6 +185,7 @@ def vr_complexity_counts(ns, eps, seeds, dim=5, eta_scale=1.0):
              "O(n + sqrt(n) L/eps) component evaluations, deterministic Halpern in O(n L/eps): log-log slopes "
              "in n of about 1/2 and 1 at fixed L and eps."),
     source="Cai, Alacaoglu & Diakonikolas, ICLR 2024 (arXiv 2310.02987), Thm 3.3 / Cor. 3.4; THEORY.md section 2.",
+    cost=15,
 )
 def vr_halpern_complexity(fast: bool, out_dir: str):
   ns = np.array([100, 1000, 10000] if fast else [10, 100, 1000, 10000])
@@ -252,6 +253,7 @@ def _affine_of(fs):
     theorem=("Whenever a solver stops with status SUCCESS on the natural residual, the exactly recomputed "
              "residual |z - Pi_C(z - F z)| (float64, independent numpy projection) is <= eps."),
     source="Cai, Alacaoglu & Diakonikolas 2024, Sec. 1 (computable exit criterion); THEORY.md section 2.",
+    cost=15,
 )
 def exit_criterion_sound(fast: bool, out_dir: str):
   eps = 1e-3

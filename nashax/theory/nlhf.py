@@ -60,6 +60,7 @@ def _kl_traces(make, etas, gs, keys, steps: int, every: int = 1):
     theorem=("Nash-MD with eta_t = 2/(beta(t+2)): KL(pi*_beta, pi_T) <= 8/(beta^2 (T+1)); and the one-step "
              "inequality KL(pi*, pi_{t+1}) <= (1 - eta beta) KL(pi*, pi_t) + 2 eta^2 for any pi and eta in (0, 1/beta)."),
     source="Munos et al., ICML 2024 (arXiv:2312.00886), Theorem 1 and its proof; THEORY.md section 4. float64.",
+    cost=16,
 )
 def nash_md_last_iterate_kl(fast: bool, out_dir: str):
   sizes, seeds = _sweep(fast)
@@ -141,6 +142,7 @@ _egpo.eta_for = lambda beta: 1.0 / (beta + 1.0)
     source=("Zhou, Fazel & Du, arXiv:2503.08942 (linear last-iterate convergence, abstract) with the rate of "
             "Cen, Wei & Chi, NeurIPS 2021 (arXiv:2105.15186), Thm 1, for the same update; THEORY.md section 7 "
             "marks the constant [M]: this claim is its numerical check. float64."),
+    cost=16,
 )
 def egpo_linear_rate(fast: bool, out_dir: str):
   return _linear_rate_claim("egpo_linear_rate", _egpo, lambda eta, beta, t: (1.0 - eta * beta) ** t,

@@ -29,6 +29,7 @@ _CONFIG = {
              "equilibrium (ratio to iterative DPO's final exploitability <= 1)."),
     source=("Munos et al. 2024 (Nash-MD-PG), Wu et al. 2025 (SPPO), Zhou et al. 2025 (EGPO) against Xiong et al. "
             "2024 (iterative DPO); the exact gap formula of nashax.policies.oracles (the K-class reduction)."),
+    cost=30,
 )
 def policy_nash_beats_iterative_dpo(fast: bool, out_dir: str) -> ClaimResult:
   from nashax.policies import experiment

@@ -32,6 +32,7 @@ def _sink_mask(adj: np.ndarray) -> np.ndarray:
              "stationary distribution is invariant (|pi C - pi|_1 <= 1e-10)."),
     source=("Omidshafiei et al., Sci. Rep. 2019 (arXiv:1903.01373), Sec. 3 and Thm 2.1.3 (infinite-alpha limit on "
             "the sink components / Markov-Conley chains); THEORY.md section 3. Sink components by scipy. float64."),
+    cost=7,
 )
 def alpharank_limits(fast: bool, out_dir: str) -> ClaimResult:
   alphas = np.array([0.01, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4])
@@ -91,6 +92,7 @@ def _gapped_bernoulli(rng, shape, min_gap):
     source=("Rowland et al., NeurIPS 2019 (arXiv:1909.09849), Algorithm 1 and Theorem 4.1 (uniform edge "
             "selection); THEORY.md section 3. The sample bound is derived for this implementation (each pick of an "
             "edge samples both endpoints; an edge is resolved once both endpoints' Hoeffding widths are < Delta/4)."),
+    cost=10,
 )
 def response_graph_ucb_guarantees(fast: bool, out_dir: str) -> ClaimResult:
   from nashax.solvers import ranking as R

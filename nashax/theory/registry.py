@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import json
+import math
 import os
 import time
 from typing import Callable, Optional
@@ -58,24 +59,30 @@ class Claim:
     theorem: the statement checked, with its bound.
     source: the paper (and THEORY.md section) the bound comes from.
     fn: ``(fast: bool, out_dir: str) -> ClaimResult``.
+    cost: rough full-run seconds on one CPU core; worker processes
+      (``run_claims(jobs > 1)``) take the costliest claims first, so that a
+      long claim does not start last and run alone.
   """
 
   name: str
   theorem: str
   source: str
   fn: Callable[[bool, str], ClaimResult]
+  cost: float = 5.0
 
 
 _REGISTRY: dict[str, Claim] = {}
 
 
-def claim(name: str, theorem: str, source: str):
-  """Decorator that registers ``fn(fast, out_dir) -> ClaimResult`` as a claim."""
+def claim(name: str, theorem: str, source: str, cost: float = 5.0):
+  """Decorator that registers ``fn(fast, out_dir) -> ClaimResult`` as a claim (``cost``: see ``Claim``)."""
 
   def register(fn):
     if name in _REGISTRY:
       raise ValueError(f"name: claim {name!r} is already registered")
-    _REGISTRY[name] = Claim(name, theorem, source, fn)
+    if not (isinstance(cost, (int, float)) and math.isfinite(cost) and cost > 0):
+      raise ValueError(f"cost: must be a finite number of seconds > 0, got {cost!r}")
+    _REGISTRY[name] = Claim(name, theorem, source, fn, float(cost))
     return fn
 
   return register
@@ -178,7 +185,8 @@ def run_claims(pattern: Optional[str] = None, fast: bool = False, out_dir: str =
   # spawn, not fork: a forked child of a process that has started JAX's threads can deadlock.
   ctx = multiprocessing.get_context("spawn")
   with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-    futures = {pool.submit(_run_by_name, c.name, fast, out_dir): c for c in remote}
+    # Longest first (a stable sort keeps registration order among equals).
+    futures = {pool.submit(_run_by_name, c.name, fast, out_dir): c for c in sorted(remote, key=lambda c: -c.cost)}
     for f in concurrent.futures.as_completed(futures):
       c = futures[f]
       try:
