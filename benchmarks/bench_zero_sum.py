@@ -34,7 +34,7 @@ def _args():
   ap.add_argument("--tol", type=float, default=1e-6)
   ap.add_argument("--devices", type=int, default=os.cpu_count() or 1,
                   help="host devices to split the batch over on a CPU (default: one per core)")
-  ap.add_argument("--chunk", type=int, default=128, help="games pivoting together")
+  ap.add_argument("--chunk", type=int, default=None, help="games pivoting together (default: the library's for the backend)")
   ap.add_argument("--lp-games", type=int, default=2_000, help="games the LP peer solves (its rate is per game)")
   ap.add_argument("--first-order", type=int, default=0, metavar="N", help="also time extragradient on N games")
   return ap.parse_args()
