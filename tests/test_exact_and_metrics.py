@@ -256,8 +256,9 @@ def test_simplex_respects_padding_and_preference_games():
 
 @x64
 def test_simplex_under_jit_and_vmap_and_its_failures():
-  """jit(vmap(simplex_equilibrium)) equals the batched call; NaN payoffs under jit give NONFINITE with NaN
-  outputs (never SUCCESS); a pivot budget too small gives MAX_STEPS; concrete bad input is refused."""
+  """jit(vmap(simplex_equilibrium)) equals the batched call; NaN payoffs, or a traced mask that leaves a
+  player no legal action, under jit give NONFINITE with NaN outputs (never SUCCESS); a pivot budget too small
+  gives MAX_STEPS; concrete bad input is refused."""
   a = jax.random.uniform(jax.random.key(0), (6, 8, 8), jnp.float64, -1, 1)
   batched = solvers.simplex_equilibrium(a)
   vmapped = jax.jit(jax.vmap(solvers.simplex_equilibrium))(a)
@@ -265,6 +266,12 @@ def test_simplex_under_jit_and_vmap_and_its_failures():
   np.testing.assert_array_equal(vmapped.pivots, batched.pivots)
   bad = jax.jit(solvers.simplex_equilibrium)(a[0].at[2, 3].set(jnp.nan))
   assert int(bad.status) == nashax.NONFINITE and np.isnan(float(bad.value)) and np.isnan(float(bad.gap))
+  no_move = jax.jit(lambda cm: solvers.simplex_equilibrium(nashax.MatrixGame(a[0], None, cm)))
+  for cm in (jnp.zeros(8, bool), jnp.ones(8, bool).at[3].set(False)):  # no legal column; a legal game
+    sol = no_move(cm)
+    legal = bool(cm.any())
+    assert (int(sol.status) == nashax.SUCCESS) == legal and (int(sol.status) == nashax.NONFINITE) == (not legal)
+    assert bool(np.all(np.isnan(np.asarray(sol.y)))) == (not legal) and np.isnan(float(sol.gap)) == (not legal)
   short = solvers.simplex_equilibrium(a[0], max_pivots=1)
   assert int(short.status) == nashax.MAX_STEPS and int(batched.pivots[0]) > 1
   with pytest.raises(ValueError, match="game: 1 non-finite"):

@@ -98,6 +98,15 @@ def _masked(game: MatrixGame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   return a, rm, cm
 
 
+def _unregularised(game: Any, who: str) -> Any:
+  """A preference game as its zero-sum ``P - 1/2``; a regularised one is refused (the LP ignores beta)."""
+  if isinstance(game, PreferenceGame):
+    if game.is_regularized:
+      raise ValueError(f"game: {who} solves unregularised games (the LP); got beta set")
+    game = game.as_matrix_game()
+  return game
+
+
 def exact_equilibrium(game: Any) -> ExactSolution:
   """The LP equilibrium of one (possibly padded) zero-sum game.
 
@@ -108,10 +117,7 @@ def exact_equilibrium(game: Any) -> ExactSolution:
   Returns:
     ``ExactSolution``; padding actions get probability 0.
   """
-  if isinstance(game, PreferenceGame):
-    if game.is_regularized:
-      raise ValueError("game: exact_equilibrium solves unregularised games (the LP); got beta set")
-    game = game.as_matrix_game()
+  game = _unregularised(game, "exact_equilibrium")
   if not isinstance(game, MatrixGame):
     raise ValueError(f"game: expected a MatrixGame or PreferenceGame, got {type(game).__name__}")
   a, rm, cm = _masked(game)
@@ -318,7 +324,8 @@ def simplex_equilibrium(game: Any, *, max_pivots: int | None = None, chunk: int 
 
   Raises:
     ValueError: for concrete non-finite payoffs, a regularised game, or a bad
-      ``max_pivots`` / ``chunk``. Under jit, NaN payoffs give ``NONFINITE``.
+      ``max_pivots`` / ``chunk``. Under jit, NaN payoffs (or a traced mask
+      that leaves a player no legal action) give ``NONFINITE`` and NaN outputs.
 
   References:
     Dantzig, "A proof of the equivalence of the programming problem and the
@@ -331,10 +338,7 @@ def simplex_equilibrium(game: Any, *, max_pivots: int | None = None, chunk: int 
   >>> int(sol.status), round(float(sol.value), 6) + 0.0, sol.x.round(6).tolist()
   (0, 0.0, [0.333333, 0.333333, 0.333333])
   """
-  if isinstance(game, PreferenceGame):
-    if game.is_regularized:
-      raise ValueError("game: simplex_equilibrium solves unregularised games (the LP); got beta set")
-    game = game.as_matrix_game()
+  game = _unregularised(game, "simplex_equilibrium")
   if isinstance(game, MatrixGame):
     a, rm, cm = game.payoff, game.row_mask, game.col_mask
   else:
@@ -466,6 +470,7 @@ def _finish(a, rm, cm, z, w, u, pivots, optimal) -> SimplexSolution:
   from nashax.core.solver import MAX_STEPS, NONFINITE, SUCCESS
 
   a, lo, scale, finite = _prepared(a, rm, cm)
+  finite = finite & jnp.any(rm) & jnp.any(cm)  # a player without a legal action has no equilibrium either
   w = jnp.where(cm, jnp.maximum(w, 0.0), 0.0)
   u = jnp.where(rm, jnp.maximum(u, 0.0), 0.0)
   y, x = w / jnp.sum(w), u / jnp.sum(u)
