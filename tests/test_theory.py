@@ -77,6 +77,7 @@ def test_run_claims_in_worker_processes_matches_in_process(tmp_path):
     np.testing.assert_allclose(b.worst_ratio, a.worst_ratio, rtol=1e-6)
   with pytest.raises(ValueError, match="jobs"):
     registry.run_claims(names, fast=True, out_dir=str(tmp_path), jobs=0)
-  with pytest.raises(ValueError, match="cost"):
-    registry.claim("bad_cost", "t", "s", cost=0.0)(lambda fast, d: None)
+  for cost in (0.0, float("nan"), True, "5"):
+    with pytest.raises(ValueError, match="cost"):
+      registry.claim("bad_cost", "t", "s", cost=cost)(lambda fast, d: None)
   assert "bad_cost" not in registry._REGISTRY

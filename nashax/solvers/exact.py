@@ -294,11 +294,11 @@ def simplex_equilibrium(game: Any, *, max_pivots: int | None = None, chunk: int 
   ``jit``. With ``A' = (A - min A) / (max A - min A) + 1 > 0`` the column
   player's LP is ``max 1^T w  s.t.  A' w <= 1, w >= 0``, whose slack basis is
   feasible: no phase one. Each pivot of the condensed (Tucker) tableau is one
-  rank-one update; the entering column has the most negative reduced cost
-  scaled by the column's norm in the first tableau, ``d_j |d_j| / ||a_j||^2``
-  (Dantzig's rule on scaled columns: on random 32x32 games ~32 pivots against
-  ~38 for the plain rule; exact steepest edge takes ~26 but its norms cost as
-  much as the pivot), the leaving row comes from the ratio test, ties to the
+  rank-one update. The entering column maximises ``d_j^2 / ||a_j||^2`` over
+  the negative reduced costs ``d_j``, with the column norms of the first
+  tableau (Dantzig's rule on scaled columns: on random 32x32 games ~32 pivots
+  against ~38 for the plain rule; exact steepest edge takes ~26 but its norms
+  cost as much as the pivot); the leaving row comes from the ratio test, ties to the
   smallest label. After ``2 (n + m)`` pivots the rule switches to Bland's
   (smallest eligible label), which cannot cycle.
   At the optimum ``y = w / 1^T w``, ``x`` is the slacks' dual over its sum and
@@ -429,11 +429,11 @@ def _pivot(c: _Tableau, max_pivots: int) -> _Tableau:
   obj = t[n, :m]
   neg = obj < -eps
   optimal = ~jnp.any(neg)
-  # Entering column: Dantzig's rule on scaled columns (the most negative
-  # d_j |d_j| / ||a_j||^2 over the reduced costs d_j, with the column norms of
-  # the first tableau), then Bland's (the smallest label with d_j < 0).
+  # Entering column, among the negative reduced costs d_j: Dantzig's rule on
+  # scaled columns (the largest d_j^2 / ||a_j||^2, with the column norms of the
+  # first tableau), then Bland's (the smallest label).
   dantzig = c.pivots < 2 * (n + m)
-  key = jnp.where(dantzig, obj * jnp.abs(obj) * c.price, jnp.where(neg, clab, n + m).astype(dt))
+  key = jnp.where(neg, jnp.where(dantzig, -obj * obj * c.price, clab.astype(dt)), n + m)
   q = jnp.min(jnp.where(key == jnp.min(key), cols[:m], m - 1))  # the first minimiser (argmin is slow on CPU)
   eq = (cols == q).astype(dt)
   col = jax.lax.dynamic_index_in_dim(t, q, axis=1, keepdims=False)  # a gather: cheaper than t @ eq

@@ -80,7 +80,7 @@ def claim(name: str, theorem: str, source: str, cost: float = 5.0):
   def register(fn):
     if name in _REGISTRY:
       raise ValueError(f"name: claim {name!r} is already registered")
-    if not (isinstance(cost, (int, float)) and math.isfinite(cost) and cost > 0):
+    if isinstance(cost, bool) or not (isinstance(cost, (int, float)) and math.isfinite(cost) and cost > 0):
       raise ValueError(f"cost: must be a finite number of seconds > 0, got {cost!r}")
     _REGISTRY[name] = Claim(name, theorem, source, fn, float(cost))
     return fn
