@@ -11,7 +11,9 @@ that is a pure function of ``params`` (STYLE section 6):
   by ancestral sampling with a key/value cache, one token per step.
 
 The architecture: token embedding, ``num_layers`` pre-norm blocks (RMSNorm,
-multi-head causal self-attention with rotary position embeddings, RMSNorm,
+multi-head causal self-attention with rotary position embeddings (the
+attention and rotary code of ``nashax.lm.layers``, shared with the
+Llama-family decoder), RMSNorm,
 GELU MLP), a final RMSNorm and an unembedding with bias. Token 0 is the
 beginning-of-sequence token: it appears only in prompts, and its logit is
 removed from every next-token distribution, so responses use tokens
@@ -28,6 +30,8 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+from nashax.lm.layers import apply_rope, attend, rope_frequencies
 
 __all__ = [
     "BOS",
@@ -94,16 +98,6 @@ class TransformerConfig:
     return self.mlp_dim or 4 * self.embed_dim
 
 
-def _rope(x: jax.Array, positions: jax.Array, base: float) -> jax.Array:
-  """Rotary embedding of ``x [B, T, H, D]`` at integer ``positions [B, T]`` (pairs (i, i + D/2))."""
-  d = x.shape[-1] // 2
-  freq = base ** (-jnp.arange(d, dtype=jnp.float32) / d)
-  ang = positions[..., None].astype(jnp.float32) * freq.reshape((1,) * positions.ndim + (d,))
-  sin, cos = jnp.sin(ang)[..., None, :], jnp.cos(ang)[..., None, :]
-  x1, x2 = x[..., :d], x[..., d:]
-  return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1).astype(x.dtype)
-
-
 class Attention(nnx.Module):
   """Causal multi-head self-attention with rotary embeddings and an optional KV cache."""
 
@@ -119,8 +113,9 @@ class Attention(nnx.Module):
   def __call__(self, x, positions, cache=None):
     b, t, _ = x.shape
     h, d = self.cfg.num_heads, self.cfg.head_dim
-    q = _rope(self.q(x).reshape(b, t, h, d), positions, self.cfg.rope_base)
-    k = _rope(self.k(x).reshape(b, t, h, d), positions, self.cfg.rope_base)
+    inv_freq = rope_frequencies(d, self.cfg.rope_base)
+    q = apply_rope(self.q(x).reshape(b, t, h, d), positions, inv_freq)
+    k = apply_rope(self.k(x).reshape(b, t, h, d), positions, inv_freq)
     v = self.v(x).reshape(b, t, h, d)
     if cache is None:
       kk, vv = k, v
@@ -131,11 +126,7 @@ class Attention(nnx.Module):
       vv = jax.lax.dynamic_update_slice(cache["v"], v, (0, idx, 0, 0))
       cache = {"k": kk, "v": vv}
       key_pos = jnp.broadcast_to(jnp.arange(kk.shape[1])[None, :], (b, kk.shape[1]))
-    scores = jnp.einsum("bqhd,bkhd->bhqk", q, kk) / math.sqrt(d)
-    allowed = key_pos[:, None, None, :] <= positions[:, None, :, None]
-    scores = jnp.where(allowed, scores, jnp.finfo(scores.dtype).min)
-    w = jax.nn.softmax(scores, axis=-1)
-    out = jnp.einsum("bhqk,bkhd->bqhd", w, vv).reshape(b, t, h * d)
+    out = attend(q, kk, vv, positions, key_pos).reshape(b, t, h * d)
     return self.o(out), cache
 
 
