@@ -127,7 +127,7 @@ class Summary:
     kept: items returned.
     skipped: reason -> count of items refused (reasons: :data:`REASONS`).
     counted: event -> count of items kept but worth knowing about.
-    where: reason or event -> the first few line numbers.
+    where: reason or event -> the first few distinct line numbers.
   """
 
   source: str
@@ -144,7 +144,7 @@ class Summary:
     table[reason] = table.get(reason, 0) + 1
     if at is not None:
       seen = self.where.setdefault(reason, [])
-      if len(seen) < _SHOW:
+      if len(seen) < _SHOW and at not in seen:
         seen.append(at)
 
   def skip(self, reason: str, at=None) -> None:
@@ -164,7 +164,7 @@ class Summary:
     seen = self.where.get(reason, [])
     if not seen:
       return ""
-    more = ", ..." if total > len(seen) else ""
+    more = ", ..." if len(seen) == _SHOW and total > _SHOW else ""
     word = self.locator if len(seen) == 1 and not more else self.locator + "s"
     return f"  ({word} {', '.join(map(str, seen))}{more})"
 

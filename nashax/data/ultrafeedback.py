@@ -300,7 +300,7 @@ def ultrafeedback_pairs(records: Sequence[UltraFeedbackRecord], *,
     rejected). The summary counts candidate pairs (``unit="pairs"``).
   """
   _check_by(by)
-  summary = Summary(source="ultrafeedback records", format=f"pairs by {by}", unit="pairs", locator="record")
+  summary = Summary(source="ultrafeedback records", format=f"pairs by {by}", unit="pairs", locator="line")
   out = []
   for k, rec in enumerate(records):
     if not isinstance(rec, UltraFeedbackRecord):
