@@ -357,3 +357,12 @@ def test_example_prompts_and_preferences():
   assert [D.intransitive_triads(t.beats()) for t in ts] == [1, 1, 0, 1, 2, 0] + [0] * 14
   tomato = ts[5]
   assert tomato.wins.tolist() == [[0, 1, 1], [1, 0, 0], [0, 0, 0]]
+
+
+def test_every_public_name_has_a_docstring():
+  """Source: the package contract (every name in __all__ that is a function or class is documented)."""
+  import inspect
+  missing = [n for n in D.__all__ if (inspect.isfunction(getattr(D, n)) or inspect.isclass(getattr(D, n)))
+             and not inspect.getdoc(getattr(D, n))]
+  assert not missing, missing
+  assert set(D.REASONS) >= {r for c in CASES for r in c[4]}

@@ -63,6 +63,8 @@ class PreferenceRecord:
       ``False`` for TRL's *standard* plain-text format, where the prompt is one
       user message and each response one assistant message holding raw text that
       is tokenized as a continuation, without a template.
+
+  Two records are equal when their messages and ``chat`` are; metadata is not compared.
   """
 
   prompt: Messages
