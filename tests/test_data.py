@@ -226,6 +226,17 @@ def test_parquet_reads_like_jsonl(tmp_path):
     D.read_preferences(path)
 
 
+def test_parquet_raw_ultrafeedback_nested_rows(tmp_path):
+  """Source: ultrafeedback.jsonl's valid lines (1, 2, 3, 7) written to Parquet (nested completion structs) read
+  back to the same records and the same hand-counted triads [1, 0, 3, 0]."""
+  lines = open(fx("ultrafeedback.jsonl")).read().splitlines()
+  path = _parquet(tmp_path, [json.loads(lines[i - 1]) for i in (1, 2, 3, 7)])
+  records, summary = D.read_ultrafeedback(path)
+  assert (summary.read, summary.kept, summary.locator) == (4, 4, "row")
+  assert records == _uf()
+  assert [D.intransitive_triads(D.preference_matrix(r)) for r in records] == [1, 0, 3, 0]
+
+
 def test_parquet_without_pyarrow_is_a_clear_error(tmp_path, monkeypatch):
   """Source: the documented behaviour: no pyarrow -> ValueError naming the `data` extra."""
   path = tmp_path / "x.parquet"
