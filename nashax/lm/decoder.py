@@ -10,6 +10,9 @@ policy transformer:
 - ``sequence_logp(graphdef, params, tokens, mask, attention_mask=None)``: ``[B]``;
 - sampling with a key/value cache in ``nashax.lm.sampling``.
 
+These four functions are jitted with the graph definition static, so an
+eager call compiles once per shape; inside a caller's ``jit`` they inline.
+
 The block (Touvron et al. 2023, "Llama 2", arXiv:2307.09288; Qwen2/Qwen3 and
 Mistral differ only in the options of ``DecoderConfig``):
 
@@ -31,6 +34,7 @@ row computes the same logits at its real tokens as the row alone.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Optional
 
 import jax
@@ -174,6 +178,7 @@ def _mask_or_ones(tokens, attention_mask):
   return jnp.ones(tokens.shape, bool) if attention_mask is None else attention_mask.astype(bool)
 
 
+@partial(jax.jit, static_argnums=0)
 def logits(graphdef: Any, params: Any, tokens: jax.Array, attention_mask: Optional[jax.Array] = None) -> jax.Array:
   """``[B, T, V]`` float32 next-token logits after each prefix of ``tokens [B, T]``.
 
@@ -186,6 +191,7 @@ def logits(graphdef: Any, params: Any, tokens: jax.Array, attention_mask: Option
   return z
 
 
+@partial(jax.jit, static_argnums=0)
 def hidden_states(graphdef: Any, params: Any, tokens: jax.Array, attention_mask: Optional[jax.Array] = None):
   """``[B, T, E]`` final-norm hidden states (the backbone of the preference and reward heads)."""
   model = nnx.merge(graphdef, params)
@@ -194,6 +200,7 @@ def hidden_states(graphdef: Any, params: Any, tokens: jax.Array, attention_mask:
   return x
 
 
+@partial(jax.jit, static_argnums=0)
 def token_logp(graphdef: Any, params: Any, tokens: jax.Array, attention_mask: Optional[jax.Array] = None):
   """``[B, T - 1]``: ``log pi(tokens[:, t + 1] | tokens[:, :t + 1])``."""
   z = logits(graphdef, params, tokens[:, :-1], None if attention_mask is None else attention_mask[:, :-1])
@@ -201,6 +208,7 @@ def token_logp(graphdef: Any, params: Any, tokens: jax.Array, attention_mask: Op
   return jnp.take_along_axis(lp, tokens[:, 1:, None].astype(jnp.int32), axis=-1)[..., 0]
 
 
+@partial(jax.jit, static_argnums=0)
 def sequence_logp(graphdef: Any, params: Any, tokens: jax.Array, mask: jax.Array,
                   attention_mask: Optional[jax.Array] = None) -> jax.Array:
   """``[B]`` ``sum_t mask[t] log pi(tokens[t] | tokens[:t])`` (``mask[:, 0]`` is ignored).
