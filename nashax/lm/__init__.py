@@ -1,0 +1,1 @@
+"""Real language models: tokenizers, chat templates and GGUF files (``nashax.lm``)."""
