@@ -303,6 +303,17 @@ def test_tokenizer_from_gguf_metadata_encodes_like_the_source(tmp_path):
   }
 
 
+def test_qwen2_files_are_stored_unpermuted(tmp_path):
+  """Reference: llama.cpp's converter permutes q/k rows only for the llama
+  architecture; a qwen2 file written unpermuted reads back bit-exact, with
+  model_type qwen2 and its biases."""
+  sd = random_state_dict(np.random.default_rng(6), tied=True, bias=True)
+  config, tensors, _ = G.read_gguf(write_gguf(tmp_path / "q.gguf", sd, Q.F32, arch="qwen2"))
+  assert config["model_type"] == "qwen2" and config["architectures"] == ["Qwen2ForCausalLM"]
+  for k, v in sd.items():
+    np.testing.assert_array_equal(tensors[k], v, err_msg=k)
+
+
 def test_unsupported_files_are_value_errors(tmp_path, monkeypatch):
   """Each unsupported input is refused with a ValueError naming the key."""
   sd = random_state_dict(np.random.default_rng(5), tied=True)

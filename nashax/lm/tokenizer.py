@@ -15,7 +15,7 @@ for prompts that a decoder continues, right padding for training targets).
 
 Example:
   >>> import tokenizers
-  >>> from tokenizers import models, pre_tokenizers, decoders
+  >>> from tokenizers import models
   >>> raw = tokenizers.Tokenizer(models.BPE({"a": 0, "b": 1, "ab": 2, "<e>": 3}, [("a", "b")]))
   >>> tok = Tokenizer(raw, eos_token="<e>")
   >>> tok.encode("abab")
