@@ -8,16 +8,20 @@ does not import it.
 - ``decoder``: the NNX decoder and its pure functions ``logits``, ``sequence_logp``, ``hidden_states``;
 - ``checkpoint``: ``load_pretrained`` / ``save_pretrained`` (safetensors, sharded index, partition rules);
 - ``sampling``: ``generate`` (KV cache, EOS stops, temperature, top-p) and ``generate_mixture``;
+- ``tokenizer``: ``Tokenizer`` (``tokenizers`` + chat templates in a jinja2 sandbox, EOS ids, padding);
+- ``gguf``: ``read_gguf`` (llama.cpp's files, dequantized, in Hugging Face names) and ``load_gguf``;
 - ``layers``: attention, rotary embeddings and RMSNorm, shared with ``nashax.policies.transformer``.
 """
 
-from nashax.lm import checkpoint, config, decoder, layers, sampling
+from nashax.lm import checkpoint, config, decoder, gguf, layers, sampling, tokenizer
 from nashax.lm.checkpoint import (DEFAULT_RULES, Pretrained, load_pretrained, param_shardings, params_from_hf,
                                   params_to_hf, save_pretrained, shard_params)
 from nashax.lm.config import MODEL_TYPES, DecoderConfig
 from nashax.lm.decoder import (graphdef_of, hidden_states, init_decoder, logits, num_params, sequence_logp,
                                token_logp)
 from nashax.lm.sampling import Generation, generate, generate_mixture
+from nashax.lm.gguf import load_gguf, read_gguf
+from nashax.lm.tokenizer import Tokenizer
 
 __all__ = [
     "DEFAULT_RULES",
@@ -25,24 +29,29 @@ __all__ = [
     "DecoderConfig",
     "Generation",
     "Pretrained",
+    "Tokenizer",
     "checkpoint",
     "config",
     "decoder",
     "generate",
     "generate_mixture",
+    "gguf",
     "graphdef_of",
     "hidden_states",
     "init_decoder",
     "layers",
+    "load_gguf",
     "load_pretrained",
     "logits",
     "num_params",
     "param_shardings",
     "params_from_hf",
     "params_to_hf",
+    "read_gguf",
     "sampling",
     "save_pretrained",
     "sequence_logp",
     "shard_params",
     "token_logp",
+    "tokenizer",
 ]
