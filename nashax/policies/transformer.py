@@ -11,10 +11,9 @@ that is a pure function of ``params`` (STYLE section 6):
   by ancestral sampling with a key/value cache, one token per step.
 
 The architecture: token embedding, ``num_layers`` pre-norm blocks (RMSNorm,
-multi-head causal self-attention with rotary position embeddings (the
-attention and rotary code of ``nashax.lm.layers``, shared with the
-Llama-family decoder), RMSNorm,
-GELU MLP), a final RMSNorm and an unembedding with bias. Token 0 is the
+multi-head causal self-attention with rotary position embeddings, RMSNorm,
+GELU MLP), a final RMSNorm and an unembedding with bias; the attention, rotary
+and RMSNorm code is ``nashax.lm.layers``, shared with the Llama-family decoder. Token 0 is the
 beginning-of-sequence token: it appears only in prompts, and its logit is
 removed from every next-token distribution, so responses use tokens
 ``1 .. vocab_size - 1`` and ``sample`` and ``sequence_logp`` describe the same
@@ -31,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from nashax.lm.layers import apply_rope, attend, rope_frequencies
+from nashax.lm.layers import RMSNorm, apply_rope, attend, rope_frequencies
 
 __all__ = [
     "BOS",
@@ -134,9 +133,9 @@ class Block(nnx.Module):
   """Pre-norm residual block: attention then MLP."""
 
   def __init__(self, cfg: TransformerConfig, *, rngs: nnx.Rngs):
-    self.norm1 = nnx.RMSNorm(cfg.embed_dim, rngs=rngs)
+    self.norm1 = RMSNorm(cfg.embed_dim)
     self.attn = Attention(cfg, rngs=rngs)
-    self.norm2 = nnx.RMSNorm(cfg.embed_dim, rngs=rngs)
+    self.norm2 = RMSNorm(cfg.embed_dim)
     self.up = nnx.Linear(cfg.embed_dim, cfg.hidden, rngs=rngs)
     self.down = nnx.Linear(cfg.hidden, cfg.embed_dim,
                            kernel_init=nnx.initializers.normal(0.02 / math.sqrt(2 * cfg.num_layers)), rngs=rngs)
@@ -155,7 +154,7 @@ class Transformer(nnx.Module):
     self.cfg = cfg
     self.embed = nnx.Embed(cfg.vocab_size, cfg.embed_dim, embedding_init=nnx.initializers.normal(0.02), rngs=rngs)
     self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
-    self.norm = nnx.RMSNorm(cfg.embed_dim, rngs=rngs)
+    self.norm = RMSNorm(cfg.embed_dim)
     self.unembed = nnx.Linear(cfg.embed_dim, cfg.vocab_size, kernel_init=nnx.initializers.normal(0.02), rngs=rngs)
 
   def __call__(self, tokens, positions=None, caches=None):
