@@ -14,7 +14,10 @@ response A) and ``b`` second, and ``d_2 = z_A - z_B`` when ``b`` is shown
 first. In the first order ``a`` wins with ``sigma(d_1)`` (the judge says A),
 in the second with ``sigma(-d_2) = 1 - sigma(d_2)`` (the judge says B), and
 
-.. math:: P(a \succ b) = \tfrac12\left(\sigma(d_1) + \sigma(-d_2)\right).
+.. math:: P(a \succ b) = \tfrac12\left(\sigma(d_1) + \sigma(-d_2)\right),
+
+that is, ``(P(judge says A | a shown first) + P(judge says B | b shown first)) / 2
+= (P(A | a first) + 1 - P(A | b first)) / 2``.
 
 Swapping ``a`` and ``b`` swaps ``d_1`` and ``d_2``, so ``P(a > b) + P(b > a) =
 1``: the average removes the position bias (the tendency to prefer whichever

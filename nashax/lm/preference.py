@@ -48,6 +48,10 @@ on a response-only MLP (no prompt): its ``bradley_terry`` kind is the first
 head, and its ``general`` kind is :func:`skew_form` with ``lambda = 1`` and
 no normalisation (that module calls :func:`skew_form`).
 
+The heads are pure functions of ``(graphdef, params)`` rather than one NNX
+module: the decoder is already split at its boundary, so a head is a small
+pytree beside its parameters, and freezing, sharding and checkpointing are
+operations on plain pytrees, as for the decoder and the sampler.
 Parameters are ``{"backbone": decoder params, "head": head params}``; the
 backbone can be frozen (:func:`train_step` then differentiates and updates
 only the head, and its optimizer state covers only the head). Training uses
@@ -174,9 +178,9 @@ def as_pair_batch(prompt, a, b, prompt_mask=None, a_mask=None, b_mask=None):
     raise ValueError(f"prompt, a, b: batch sizes differ {[s[0].shape[0] for s in segs]}")
   (p, pm), (ta, am), (tb, bm) = segs
   if all(_is_concrete(m) for m in (pm, am, bm)):
-    empty = ~(jnp.any(pm, 1) | jnp.any(am, 1) | jnp.any(bm, 1))
-    if bool(jnp.any(empty)):
-      raise ValueError(f"prompt, a, b: rows {np.flatnonzero(np.asarray(empty)).tolist()} have no real token "
+    empty = ~(np.asarray(pm).any(1) | np.asarray(am).any(1) | np.asarray(bm).any(1))
+    if empty.any():
+      raise ValueError(f"prompt, a, b: rows {np.flatnonzero(empty).tolist()} have no real token "
                        "in any of the three masks")
   return (p, pm), (ta, am), (tb, bm), unbatched
 
@@ -207,7 +211,8 @@ def last_index(mask: jax.Array) -> jax.Array:
 
 
 def _take(h: jax.Array, idx: jax.Array) -> jax.Array:
-  return jnp.take_along_axis(h, idx[:, None, None], axis=1)[:, 0]
+  """``h[b, idx[b]]`` as a one-hot contraction (its gradient is a product, not a scatter)."""
+  return jnp.einsum("bt,bte->be", jax.nn.one_hot(idx, h.shape[1], dtype=h.dtype), h)
 
 
 def last_token_hidden(graphdef: Any, params: Any, tokens: jax.Array, mask: jax.Array) -> jax.Array:
@@ -436,6 +441,14 @@ class RuleJudge:
   ``P(a > b) + P(b > a) = 1`` exactly. (A rule written in plain Python can be
   wrapped with ``jax.pure_callback``.)
 
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> def count_7(prompt, prompt_mask, y, y_mask):  # the number of 7s in the response
+    ...   return jnp.sum((y == 7) & y_mask, axis=-1)
+    >>> judge = RuleJudge(count_7)
+    >>> judge.prob(jnp.array([[1], [1]]), jnp.array([[7, 7], [7, 0]]), jnp.array([[7, 0], [7, 0]])).tolist()
+    [1.0, 0.5]
+
   Attributes:
     rule: the scoring function (static; a module-level function, so that it hashes stably).
     temperature: ``None`` (hard comparison) or a positive number (traced).
@@ -559,6 +572,12 @@ def train_step(params: dict, opt_state: Any, pairs: PreferencePairs, *, head: Pr
 
   Returns:
     ``(params, opt_state, metrics)``.
+
+  When the backbone trains too, give it a smaller step than the head, e.g.
+  ``optax.multi_transform({"b": optax.adam(1e-3), "h": optax.adam(5e-2)},
+  {"backbone": "b", "head": "h"})``: with one large step for both, the
+  general model on a tiny random decoder was seen to collapse the three
+  responses onto one embedding (``P = 1/2`` everywhere) instead of learning.
   """
   if freeze_backbone:
     backbone = jax.lax.stop_gradient(params["backbone"])
