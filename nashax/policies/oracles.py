@@ -70,6 +70,31 @@ class SequenceOracle:
     """``Pr(y > y2)`` for responses ``[..., L]``."""
     return self.preference[self.classes(y), self.classes(y2)]
 
+  def prob(self, prompt: jax.Array, a: jax.Array, b: jax.Array, *, prompt_mask: Optional[jax.Array] = None,
+           a_mask: Optional[jax.Array] = None, b_mask: Optional[jax.Array] = None) -> jax.Array:
+    """The oracle interface of ``nashax.lm.preference.PreferenceOracle``: ``P(a > b)`` ``[B]``.
+
+    Equals ``probability(a, b)``: the class oracle is context-free, so
+    ``prompt`` (and ``prompt_mask``) are accepted and ignored, and a response
+    is exactly ``response_len`` tokens, so ``a`` and ``b`` are ``[..., L]``
+    with masks ``None`` or all ``True``.
+
+    Raises:
+      ValueError: if ``a`` or ``b`` is not ``[..., response_len]``, or a
+        concrete mask marks a padded token.
+    """
+    for name, y, m in (("a", a, a_mask), ("b", b, b_mask)):
+      if jnp.shape(y)[-1:] != (self.response_len,):
+        raise ValueError(f"{name}: class-oracle responses are [..., {self.response_len}] tokens, "
+                         f"got shape {jnp.shape(y)}")
+      if m is not None:
+        if jnp.shape(m) != jnp.shape(y):
+          raise ValueError(f"{name}_mask: shape {jnp.shape(m)} differs from {name}'s {jnp.shape(y)}")
+        if not isinstance(m, jax.core.Tracer) and not bool(np.all(np.asarray(m))):
+          raise ValueError(f"{name}_mask: a class-oracle response has exactly {self.response_len} real tokens; "
+                           "the mask marks padding")
+    return self.probability(a, b)
+
   def compare(self, key: jax.Array, y: jax.Array, y2: jax.Array) -> jax.Array:
     """A noisy comparison: 1.0 where ``y`` wins (Bernoulli of ``probability``)."""
     p = self.probability(y, y2)

@@ -12,6 +12,11 @@ and are trained by logistic regression on comparisons ``(y, y', won)``:
   Bradley-Terry Models: A General Preference Model for Language Model
   Alignment", arXiv:2410.02197).
 
+The same two formulas on a decoder backbone, reading the prompt too, are the
+``bradley_terry`` and ``general`` heads of ``nashax.lm.preference`` (whose
+general head adds the unit normalisation and prompt-dependent block scales of
+Zhang et al.); the skew form is written once there (``skew_form``).
+
 ``fit(kind, oracle, key, ...)`` samples comparisons from the oracle, trains
 with optax, and returns a ``PreferenceModel`` whose ``probability(y, y')``
 plugs into the policy trainer in place of the oracle.
@@ -27,6 +32,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from nashax.lm.preference import skew_form
 from nashax.policies.oracles import SequenceOracle
 
 __all__ = ["PreferenceModel", "fit", "KINDS"]
@@ -43,12 +49,6 @@ class _Net(nnx.Module):
   def __call__(self, y):
     e = self.embed(y).reshape(y.shape[:-1] + (-1,))
     return self.out(jax.nn.gelu(self.h(e)))
-
-
-def _skew(d: int) -> jax.Array:
-  r = jnp.zeros((2 * d, 2 * d))
-  i = jnp.arange(d)
-  return r.at[2 * i, 2 * i + 1].set(1.0).at[2 * i + 1, 2 * i].set(-1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +83,7 @@ def _prob(kind, dim, net, y, y2):
   a, b = net(y), net(y2)
   if kind == "bradley_terry":
     return jax.nn.sigmoid(a[..., 0] - b[..., 0])
-  return jax.nn.sigmoid(jnp.einsum("...i,ij,...j->...", a, _skew(dim), b))
+  return jax.nn.sigmoid(skew_form(a, b))  # v(y)^T R v(y'), R = diag([[0, 1], [-1, 0]] x dim)
 
 
 class _Fit(NamedTuple):
