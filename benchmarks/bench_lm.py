@@ -30,6 +30,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _peak import matmul_flops
 
 from nashax import lm
 
@@ -41,15 +42,6 @@ GPU = dict(model_type="qwen2", vocab_size=151936, hidden_size=896, intermediate_
            max_position_embeddings=32768, rope_theta=1e6)
 
 
-def matmul_flops(n: int, dtype, reps: int = 10) -> float:
-  a = jax.random.normal(jax.random.key(0), (n, n), dtype)
-  f = jax.jit(lambda x: x @ x)
-  f(a).block_until_ready()
-  t0 = time.perf_counter()
-  for _ in range(reps):
-    out = f(a)
-  out.block_until_ready()
-  return 2 * n ** 3 * reps / (time.perf_counter() - t0)
 
 
 def timed(fn, reps):

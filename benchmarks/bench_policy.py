@@ -22,6 +22,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _peak import matmul_flops
 
 from nashax.policies import oracles as O
 from nashax.policies import train as TR
@@ -39,15 +40,6 @@ GPU_SIZES = [
 ]
 
 
-def matmul_flops(n: int, reps: int = 10) -> float:
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
-  f(a).block_until_ready()
-  t0 = time.perf_counter()
-  for _ in range(reps):
-    out = f(a)
-  out.block_until_ready()
-  return 2 * n ** 3 * reps / (time.perf_counter() - t0)
 
 
 def main():
