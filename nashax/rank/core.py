@@ -23,8 +23,8 @@ Chatbot Arena instead counts a tie as half a win and half a loss;
 ``ties="half"`` gives that convention (by ``fit_bradley_terry``).
 
 Covariates (style control): ``d = theta_i - theta_j + gamma^T x`` with ``x``
-the standardised per-battle feature difference, as in the arena's
-style-controlled leaderboard.
+the per-battle feature difference scaled to unit root-mean-square, as in
+the arena's style-controlled leaderboard.
 
 References:
   Bradley & Terry, "Rank Analysis of Incomplete Block Designs", Biometrika 1952.
@@ -64,9 +64,9 @@ class Cells(NamedTuple):
   Attributes:
     i, j: ``int32[C]`` model indices (``i < j`` when aggregated by pair).
     y: ``[C, 3]`` counts of (i wins, j wins, tie).
-    x: ``[C, d]`` standardised covariate differences (``d = 0`` without covariates).
+    x: ``[C, d]`` covariate differences scaled to unit root-mean-square (``d = 0`` without covariates).
     num_models: ``K``.
-    x_mean, x_std: ``[d]`` the standardisation (``x = (raw - mean) / std``).
+    x_mean, x_std: ``[d]`` the scaling (``x = (raw - mean) / std``; ``mean`` is 0).
   """
 
   i: np.ndarray
@@ -86,9 +86,11 @@ def cells_of(comp: Comparisons) -> Cells:
   k = comp.num_models
   if comp.features is not None and comp.features.shape[1] > 0:
     raw = np.asarray(comp.features, np.float64)
-    mean, std = raw.mean(0), raw.std(0)
+    # Scaled to unit root-mean-square, not centred: a difference x_a - x_b must flip sign when a and b
+    # swap, and centring would add a constant (a first-position advantage) to every battle.
+    std = np.sqrt(np.mean(raw * raw, 0))
     std = np.where(std > 0, std, 1.0)
-    return Cells(a.astype(np.int32), b.astype(np.int32), y, (raw - mean) / std, k, mean, std)
+    return Cells(a.astype(np.int32), b.astype(np.int32), y, raw / std, k, np.zeros(raw.shape[1]), std)
   swap = a > b
   i, j = np.where(swap, b, a), np.where(swap, a, b)
   y = np.where(swap[:, None], y[:, [1, 0, 2]], y)
@@ -106,7 +108,7 @@ class BTFit(NamedTuple):
   Attributes:
     theta: ``[..., K]`` log-strengths, mean 0 (``ELO_SCALE * theta`` is in Elo points).
     log_nu: ``[...]`` Davidson's tie parameter ``log nu`` (``-30`` when the data have no ties).
-    gamma: ``[..., d]`` covariate coefficients (per standardised feature).
+    gamma: ``[..., d]`` covariate coefficients (per unit-RMS feature).
     loglik: ``[...]`` the log-likelihood at the fit (without the ridge term).
     grad_norm: ``[...]`` max-norm of the penalised gradient at the fit (the convergence certificate).
     status: ``int32[...]`` 0 converged (``grad_norm <= tol``), 1 not converged, 2 non-finite.
@@ -142,7 +144,7 @@ def _loglik(theta, lam, gamma, i, j, x, y):
 
 @functools.partial(jax.jit, static_argnames=("num_models", "steps"))
 def fit_bt_cells(y: jax.Array, i: jax.Array, j: jax.Array, x: jax.Array, *, num_models: int, ridge=0.0,
-                 steps: int = 40, tol=1e-6) -> BTFit:
+                 steps: int = 40, tol=1e-6, init: Optional[BTFit] = None) -> BTFit:
   """Bradley-Terry-Davidson maximum likelihood on cell counts, by damped Newton steps (jit; vmap over ``y``).
 
   Maximises ``sum_c l_c(theta_i - theta_j + gamma^T x_c, lambda) - ridge |theta|^2 / 2`` over
@@ -157,6 +159,8 @@ def fit_bt_cells(y: jax.Array, i: jax.Array, j: jax.Array, x: jax.Array, *, num_
       wins or loses every battle: then ``status`` says so).
     steps: Newton iterations (static); each is clipped to 2 nats.
     tol: gradient max-norm (per battle) below which ``status`` is 0.
+    init: a fit to start from (a bootstrap starts every resample at the full-data fit, so a few
+      Newton steps suffice); default: strengths 0 and ``nu`` from the tie rate.
 
   Returns:
     ``BTFit``.
@@ -208,7 +212,11 @@ def fit_bt_cells(y: jax.Array, i: jax.Array, j: jax.Array, x: jax.Array, *, num_
   ties_frac = jnp.sum(y[:, 2]) / total
   lam0 = jnp.where(has_ties, jnp.log(jnp.maximum(2.0 * ties_frac / jnp.maximum(1.0 - ties_frac, 1e-6), 1e-6)),
                    _LOG_NU_OFF)
-  init = (jnp.zeros(k, dt), lam0.astype(dt), jnp.zeros(dim, dt))
+  if init is None:
+    init = (jnp.zeros(k, dt), lam0.astype(dt), jnp.zeros(dim, dt))
+  else:
+    init = (init.theta.astype(dt), jnp.where(has_ties, jnp.maximum(init.log_nu, -20.0), _LOG_NU_OFF).astype(dt),
+            init.gamma.astype(dt))
   (theta, lam, gamma), _ = jax.lax.scan(newton, init, None, length=steps)
   g, _ = grad_hess(theta, lam, gamma)
   gn = jnp.max(jnp.abs(g)) / total
@@ -242,18 +250,24 @@ def fit_bt(comp: Comparisons, *, ties: str = "davidson", ridge: float = 0.0, ste
   if ties == "half":
     if cells.x.shape[1]:
       raise ValueError("ties: 'half' has no covariates; use ties='davidson' with covariates")
-    from nashax.solvers.baselines import fit_bradley_terry
 
     w, n = _pair_matrices(cells)
-    p = jnp.where(n > 0, w / jnp.maximum(n, 1e-30), 0.5)
-    theta = fit_bradley_terry(jnp.asarray(p, dt), jnp.asarray(n, dt), steps=steps)
-    y = jnp.asarray(np.stack([cells.y[:, 0] + cells.y[:, 2] / 2, cells.y[:, 1] + cells.y[:, 2] / 2,
-                              0 * cells.y[:, 2]], 1), dt)
-    ll = _loglik(theta, jnp.asarray(_LOG_NU_OFF, dt), jnp.zeros(0, dt), cells.i, cells.j, jnp.zeros((len(y), 0), dt), y)
-    z = jnp.zeros((), dt)
-    return BTFit(theta, jnp.asarray(_LOG_NU_OFF, dt), jnp.zeros(0, dt), ll, z, jnp.zeros((), jnp.int32))
+    p = np.where(n > 0, w / np.maximum(n, 1e-300), 0.5)
+    y = np.stack([cells.y[:, 0] + cells.y[:, 2] / 2, cells.y[:, 1] + cells.y[:, 2] / 2, 0 * cells.y[:, 2]], 1)
+    return _fit_half(jnp.asarray(p, dt), jnp.asarray(n, dt), jnp.asarray(y, dt), cells.i, cells.j, steps)
   return fit_bt_cells(jnp.asarray(cells.y, dt), cells.i, cells.j, jnp.asarray(cells.x, dt),
                       num_models=cells.num_models, ridge=ridge, steps=steps)
+
+
+@functools.partial(jax.jit, static_argnums=(5,))
+def _fit_half(p, n, y, i, j, steps):
+  from nashax.solvers.baselines import fit_bradley_terry
+
+  dt = p.dtype
+  theta = fit_bradley_terry(p, n, steps=steps)
+  lam = jnp.asarray(_LOG_NU_OFF, dt)
+  ll = _loglik(theta, lam, jnp.zeros(0, dt), i, j, jnp.zeros((y.shape[0], 0), dt), y)
+  return BTFit(theta, lam, jnp.zeros(0, dt), ll, jnp.zeros((), dt), jnp.zeros((), jnp.int32))
 
 
 def _pair_matrices(cells: Cells):
@@ -347,6 +361,11 @@ def borda(w: jax.Array, n: Optional[jax.Array] = None) -> jax.Array:
 def alpharank_scores(w: jax.Array, alpha: float = 10.0, m: int = 50) -> jax.Array:
   """Single-population alpha-rank mass on the zero-sum table ``W - 1/2`` (``solvers.alpharank``,
   OpenSpiel's local selection model: the fixation of ``r`` against ``s`` depends on ``W[r, s] - W[s, r]``)."""
+  return _alpharank_scores(w, alpha, m)
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _alpharank_scores(w, alpha, m):
   from nashax.solvers.alpharank import alpharank
 
   return alpharank(w - 0.5, alpha, m, single_population=True, local_selection=True).pi
@@ -354,6 +373,11 @@ def alpharank_scores(w: jax.Array, alpha: float = 10.0, m: int = 50) -> jax.Arra
 
 def nash_scores(w: jax.Array, steps: int = 5000):
   """Nash averaging (``solvers.nash_averaging``): ``(maximum-entropy equilibrium [K], ratings A p [K])``."""
+  return _nash_scores(w, steps)
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def _nash_scores(w, steps):
   from nashax.solvers.ranking import nash_averaging
 
   res = nash_averaging(w, steps=steps)

@@ -44,8 +44,9 @@ def multinomial_counts(key: jax.Array, n, probs: jax.Array) -> jax.Array:
   """``[C]`` counts ``~ Multinomial(n, probs)`` by binary splits (``ceil(log2 C)`` binomial levels).
 
   Each node of a binary tree over the cells sends ``Binomial(count, p_left / (p_left + p_right))``
-  of its count to the left child, which gives the multinomial law exactly. The levels run in one
-  ``lax.scan`` over a fixed-width count vector, so one binomial sampler is compiled.
+  of its count to the left child, which gives the multinomial law exactly. The upper levels run in
+  one ``lax.scan`` over a count vector of fixed width ``2^(L - 3)`` (one binomial sampler compiled
+  for all of them), the last three at their own widths (most of the work is there).
   """
   c = probs.shape[-1]
   levels = max(1, math.ceil(math.log2(max(c, 2))))
@@ -54,21 +55,33 @@ def multinomial_counts(key: jax.Array, n, probs: jax.Array) -> jax.Array:
   masses = [p]
   for _ in range(levels):
     masses.append(masses[-1].reshape(-1, 2).sum(1))
-  rows = []
-  for lev in range(levels):  # level lev splits its 2^lev nodes; p_left padded to the fixed width
+
+  def p_left_of(lev):  # level lev splits its 2^lev nodes
     kids = masses[levels - 1 - lev].reshape(-1, 2)
     tot = kids.sum(1)
-    pl = jnp.clip(jnp.where(tot > 0, kids[:, 0] / jnp.where(tot > 0, tot, 1.0), 0.0), 0.0, 1.0)
-    rows.append(jnp.zeros(width, probs.dtype).at[:pl.shape[0]].set(pl))
-  p_left = jnp.stack(rows)
+    return jnp.clip(jnp.where(tot > 0, kids[:, 0] / jnp.where(tot > 0, tot, 1.0), 0.0), 0.0, 1.0)
 
-  def split(counts, xs):
-    k, pl = xs
+  def split(k, counts, pl):
     left = jnp.clip(jnp.round(jax.random.binomial(k, counts, pl, dtype=probs.dtype)), 0.0, counts)
-    return jnp.stack([left, counts - left], 1).reshape(-1)[:width], None
+    return jnp.stack([left, counts - left], 1).reshape(-1)
 
-  counts0 = jnp.zeros(width, probs.dtype).at[0].set(jnp.asarray(n, probs.dtype))
-  counts, _ = jax.lax.scan(split, counts0, (jax.random.split(key, levels), p_left))
+  keys = jax.random.split(key, levels)
+  top = max(levels - 3, 0)
+  counts = jnp.reshape(jnp.asarray(n, probs.dtype), (1,))
+  if top:
+    w_top = 2 ** (top - 1)  # nodes at the last scanned level
+    p_top = jnp.stack([jnp.zeros(w_top, probs.dtype).at[:2**lev].set(p_left_of(lev)) for lev in range(top)])
+    c0 = jnp.zeros(w_top, probs.dtype).at[0].set(counts[0])
+
+    def body(cnt, xs):
+      k, pl = xs
+      out = split(k, cnt, pl)  # [2 w_top]: children of every slot
+      return out[:w_top], out
+
+    cnt, outs = jax.lax.scan(body, c0, (keys[:top], p_top))
+    counts = outs[-1]  # the last scanned level's children, 2^top nodes
+  for lev in range(top, levels):
+    counts = split(keys[lev], counts, p_left_of(lev))
   return counts[:c]
 
 
@@ -96,11 +109,13 @@ def _bootstrap(keys, y, i, j, x, *, num_models, steps, ridge, methods, alpha, m,
   total = jnp.sum(flat)
   probs = flat / total
 
+  full = core.fit_bt_cells(y, i, j, x, num_models=num_models, ridge=ridge, steps=40) if "bt" in methods else None
+
   def one(key):
     counts = multinomial_counts(key, total, probs).reshape(shape)
     out = {}
     if "bt" in methods:
-      fit = core.fit_bt_cells(counts, i, j, x, num_models=num_models, ridge=ridge, steps=steps)
+      fit = core.fit_bt_cells(counts, i, j, x, num_models=num_models, ridge=ridge, steps=steps, init=full)
       out.update(bt=fit.theta, bt_status=fit.status, log_nu=fit.log_nu)
       if x.shape[-1]:
         out["gamma"] = fit.gamma
@@ -121,7 +136,7 @@ def _check_methods(methods, allowed):
 
 
 def bootstrap(comp: Comparisons, num: int = 1000, *, key: Optional[jax.Array] = None,
-              methods: Sequence[str] = ("bt",) + MATRIX_METHODS, ridge: float = 0.0, steps: int = 30,
+              methods: Sequence[str] = ("bt",) + MATRIX_METHODS, ridge: float = 0.0, steps: int = 10,
               alpha: float = 10.0, m: int = 50, nash_steps: int = 2000, chunk: Optional[int] = None,
               dtype=None) -> dict:
   """Nonparametric bootstrap over battles, all resamples in one jitted ``vmap`` (chunked by ``chunk``).
@@ -131,7 +146,8 @@ def bootstrap(comp: Comparisons, num: int = 1000, *, key: Optional[jax.Array] = 
     num: resamples ``B``.
     key: PRNG key (default ``jax.random.key(0)``).
     methods: any of ``"bt"`` (Bradley-Terry-Davidson ``theta``) and ``MATRIX_METHODS``.
-    ridge, steps: as in ``core.fit_bt_cells``.
+    ridge, steps: as in ``core.fit_bt_cells``; each resample starts at the full-data fit, so ``steps``
+      Newton steps (default 10; quadratic convergence) suffice: ``bt_status`` says whether they did.
     alpha, m: alpha-rank's selection intensity and population size.
     nash_steps: iterations of Nash averaging's dual solver per resample.
     chunk: resamples per vectorised batch (default: all ``B`` at once).
