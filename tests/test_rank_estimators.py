@@ -106,7 +106,8 @@ def test_style_covariate_fit_matches_scipy_and_recovers_the_effect():
   z = np.exp(d / 2) + np.exp(-d / 2) + nu
   u = rng.uniform(size=nb)
   out = np.where(u < np.exp(d / 2) / z, "model_a", np.where(u < (np.exp(d / 2) + np.exp(-d / 2)) / z, "model_b", "tie"))
-  recs = [dict(model_a=f"m{i}", model_b=f"m{j}", winner=o, len_a=p, len_b=q) for i, j, o, p, q in zip(a, b, out, la, lb)]
+  recs = [dict(model_a=f"m{i}", model_b=f"m{j}", winner=o, len_a=p, len_b=q)
+          for i, j, o, p, q in zip(a, b, out, la, lb)]
   comp = io.battles_from_records(recs, covariates=("len",))
   with jax.enable_x64(True):
     fit = core.fit_bt(comp)

@@ -111,3 +111,23 @@ def test_cli_user_error_is_one_line_and_exit_2(args, what, capsys):
   err = capsys.readouterr().err
   assert rc == 2
   assert err.count("\n") == 1 and "Traceback" not in err and what in err
+
+
+@pytest.mark.slow
+def test_cli_end_to_end_writes_the_table_csv_and_plots(tmp_path, capsys):
+  """nashax rank on the fixture (category chat): the table names the 18 kept battles and the skips, lists
+  the models in Bradley-Terry order with alpha first (by hand it scores 6 of its 9 battles, ties half: the
+  best record), and the CSV's Copeland column is the hand count (alpha 2.5, beta 2, gamma 1, delta 0.5);
+  four PNGs are written."""
+  out = tmp_path / "rank"
+  rc = cli.main(["rank", os.path.join(FIX, "battles.jsonl"), "--category", "chat", "--bootstrap", "30",
+                 "--posterior", "30", "--out", str(out)])
+  text = capsys.readouterr().out
+  assert rc == 0 and "kept 18" in text and "2 unknown winners" in text and "Condorcet winner" in text
+  import csv as _csv
+
+  rows = list(_csv.DictReader(open(out / "ranking.csv")))
+  assert rows[0]["model"] == "alpha"
+  assert {r["model"]: float(r["copeland"]) for r in rows} == {"alpha": 2.5, "beta": 2.0, "gamma": 1.0, "delta": 0.5}
+  for name in ("rank_intervals.png", "win_rates.png", "response_graph.png", "bt_vs_alpharank.png", "p_above.csv"):
+    assert (out / name).stat().st_size > 0

@@ -19,6 +19,7 @@ import scipy.stats
 from nashax.rank import core, diagnostics, io, uncertainty
 
 
+@pytest.mark.slow
 def test_multinomial_counts_have_the_multinomial_mean_covariance_and_total():
   """4,000 draws of Multinomial(5000, p) over 45 cells (p uneven, some zero): totals exactly 5000, zero cells
   stay 0, means within 5 standard errors of n p, and Cov(c_1, c_2) within 5 s.e. of -n p_1 p_2."""

@@ -272,7 +272,8 @@ def battles_from_records(records, *, path: str = "<records>", category=None, jud
   counts = np.zeros((len(kept_o), 4))
   counts[np.arange(len(kept_o)), outcomes] = 1.0
   f = np.asarray(feats, np.float64).reshape(len(kept_o), len(covariates)) if covariates else None
-  return Comparisons(names, np.array([index[m] for m in kept_a], np.int32), np.array([index[m] for m in kept_b], np.int32),
+  return Comparisons(names, np.array([index[m] for m in kept_a], np.int32),
+                     np.array([index[m] for m in kept_b], np.int32),
                      counts, f, tuple(covariates), True, summary)
 
 
