@@ -1,4 +1,4 @@
-"""The ``nashax`` command line: ``verify`` (theory claims), ``sweep``, ``plot`` and ``train``."""
+"""The ``nashax`` command line: ``verify`` (theory claims), ``sweep``, ``plot``, ``train`` and ``rank``."""
 
 from __future__ import annotations
 
@@ -85,6 +85,40 @@ def _train(args: argparse.Namespace) -> int:
   return 0
 
 
+_RANK_EPILOG = """examples:
+  nashax rank battles.jsonl                            table with 95% bootstrap intervals, CSV and PNGs in runs/rank/
+  nashax rank arena.parquet --category coding --bootstrap 500 --out /tmp/rank
+  nashax rank counts.csv --format csv --judge gpt-4 --posterior 0
+
+FILE holds battles (model_a, model_b, winner in model_a / model_b / tie / tie (bothbad); optional
+question_id, category, judge, turn) or long-format counts (model_a, model_b, wins, losses, ties).
+Malformed rows stop the run with their line; unknown winners, self-battles and duplicates are
+skipped and counted in the first line of the output.
+"""
+
+
+def _rank(args: argparse.Namespace) -> int:
+  from nashax import rank
+
+  try:
+    for name in ("bootstrap", "posterior"):
+      if getattr(args, name) < 0:
+        raise ValueError(f"--{name}: must be >= 0, got {getattr(args, name)}")
+    if args.top_k < 1:
+      raise ValueError(f"--top-k: must be >= 1, got {args.top_k}")
+    covs = tuple(c for c in (args.covariates or "").split(",") if c)
+    rep = rank.rank(args.file, format=args.format, category=args.category, judge=args.judge, covariates=covs,
+                    bootstrap=args.bootstrap, posterior=args.posterior, seed=args.seed, ties=args.ties,
+                    alpha=args.alpha, top_k=args.top_k)
+    print(rank.format_table(rep))
+    paths = rank.write_report(rep, args.out, plots=not args.no_plots)
+  except (ValueError, OSError) as e:
+    print(f"nashax rank: {e}", file=sys.stderr)
+    return 2
+  print(f"\nCSV and plots in {args.out}/ ({len(paths)} files)")
+  return 0
+
+
 def _plot(args: argparse.Namespace) -> int:
   from nashax import sweeps
 
@@ -129,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="nashax",
       description="nashax: JAX solvers for game-theoretic alignment, with executable theory checks.",
-      epilog=_EPILOG + "\n" + _SWEEP_EPILOG + "\n" + _PLOT_EPILOG + "\n" + _TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+      epilog=_EPILOG + "\n" + _SWEEP_EPILOG + "\n" + _PLOT_EPILOG + "\n" + _TRAIN_EPILOG + "\n" + _RANK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest="command", required=True)
   v = sub.add_parser(
       "verify", help="measure what each theorem bounds and compare with the bound",
@@ -173,7 +207,30 @@ def main(argv: list[str] | None = None) -> int:
   tr.add_argument("config", metavar="CONFIG", help="a TOML experiment file")
   tr.add_argument("--out", metavar="DIR", help="results folder (default runs/train/<config name>)")
   tr.add_argument("--quiet", action="store_true", help="no progress bar")
+  rk = sub.add_parser(
+      "rank", help="rank models from pairwise battle logs, with intervals and intransitivity diagnostics",
+      description=("Reads a battle log or pair counts, fits Bradley-Terry (Davidson ties), online Elo, alpha-rank, "
+                   "Nash averaging, Copeland, Borda and the minimax winner; bootstrap and Dirichlet-posterior rank "
+                   "intervals; response-graph cycles, intransitive triads, Condorcet winner and a likelihood-ratio "
+                   "test of Bradley-Terry. Prints a table, writes CSV and PNGs. Exits 2 on bad input."),
+      epilog=_RANK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+  rk.add_argument("file", metavar="FILE", help="a .jsonl / .json / .csv / .parquet log")
+  rk.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="file format (default: from the extension)")
+  rk.add_argument("--category", action="append", help="keep only this category (repeat for several)")
+  rk.add_argument("--judge", action="append", help="keep only this judge (repeat for several)")
+  rk.add_argument("--covariates", metavar="NAMES", help="comma-separated style features: columns NAME_a and NAME_b")
+  rk.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000; 0: none)")
+  rk.add_argument("--posterior", type=int, default=500, metavar="N",
+                  help="Dirichlet posterior draws for alpha-rank / Nash averaging (default 500; 0: none)")
+  rk.add_argument("--ties", choices=["davidson", "half"], default="davidson", help="tie model of the point fit")
+  rk.add_argument("--alpha", type=float, default=10.0, help="alpha-rank selection intensity (default 10)")
+  rk.add_argument("--top-k", type=int, default=3, metavar="K", help="report P(model in the top K) (default 3)")
+  rk.add_argument("--seed", type=int, default=0, help="PRNG seed")
+  rk.add_argument("--out", default="runs/rank", metavar="DIR", help="where CSV and plots go (default runs/rank)")
+  rk.add_argument("--no-plots", action="store_true", help="skip the PNGs")
   args = parser.parse_args(argv)
+  if args.command == "rank":
+    return _rank(args)
   if args.command == "train":
     return _train(args)
   if args.command == "verify":
