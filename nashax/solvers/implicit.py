@@ -136,6 +136,18 @@ def _check_steps(steps, name):
   return int(steps)
 
 
+def _newton(residual, z, theta, aux, steps, project):
+  """Newton steps on ``residual(z) = 0``, each kept only if it lowers ``|R|_inf``."""
+  def body(z, _):
+    r = residual(z, theta, aux)
+    jac = jax.jacfwd(residual)(z, theta, aux)
+    cand = project(z - jnp.linalg.solve(jac, r))
+    better = jnp.all(jnp.isfinite(cand)) & (jnp.max(jnp.abs(residual(cand, theta, aux))) < jnp.max(jnp.abs(r)))
+    return jnp.where(better, cand, z), None
+
+  return jax.lax.scan(body, z, None, length=steps)[0]
+
+
 # ----------------------------------------------------------------------------- KL-regularised Nash
 
 
@@ -162,11 +174,26 @@ def _kl_residual(pi, theta, mask):
   return pi - simplex.masked_softmax(lr + p @ pi / beta, mask)
 
 
+@functools.partial(jax.jit, static_argnums=(4, 5))
 def _kl_forward(p, beta, lr, mask, tol, max_steps):
-  from nashax.solvers.exact import _regularized_nash
+  """EGPO (mirror-prox, linear rate ``1 - eta beta``) to gap ``max(tol, 1e-9)``, then Newton steps on the fixed point.
 
-  sol = _regularized_nash(PreferenceGame(p, beta, lr, mask), tol, max_steps)
-  return sol.policy, sol.gap
+  The same scheme as ``exact.regularized_nash``, leaner to compile (one solver
+  loop, the Newton steps in a ``scan``): it is traced once per derivative.
+  """
+  from nashax.core.solver import _solve
+  from nashax.solvers import nlhf
+
+  game = PreferenceGame(p, beta, lr, mask)
+  state, _ = _solve(nlhf.egpo(1.0 / (beta + 1.0), init_scale=0.0), game, jax.random.key(0), tol=max(tol, 1e-9),
+                    max_steps=max_steps, check_every=1)
+
+  def project(pi):
+    q = jnp.clip(pi, 0.0, None) if mask is None else jnp.where(mask, jnp.clip(pi, 0.0, None), 0.0)
+    return q / jnp.sum(q)
+
+  pi = _newton(_kl_residual, state.profile, (p, beta, lr), mask, 4, project)
+  return pi, metrics_lib.preference_gap(game, pi)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(4, 5))
@@ -188,12 +215,23 @@ def _kl_nash_jvp(tol, max_steps, primals, tangents):
   return (pi, gap, cond), (dpi, jnp.zeros_like(gap), jnp.zeros_like(cond))
 
 
+# Jitted entry points: an eager call compiles one program (not op by op); inside jit they inline.
+_kl_nash_jit = jax.jit(_kl_nash, static_argnums=(4, 5))
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5))
+def _kl_contextual(p, beta, lr, mask, tol, max_steps):
+  if mask is None:
+    return jax.vmap(lambda pp, ll: _kl_nash(pp, beta, ll, None, tol, max_steps))(p, lr)
+  return jax.vmap(lambda pp, ll, mm: _kl_nash(pp, beta, ll, mm, tol, max_steps))(p, lr, mask)
+
+
 def nash_equilibrium(game: Any, *, tol: Optional[float] = None, max_steps: int = 100_000,
                      max_condition: Optional[float] = None) -> ImplicitNash:
   r"""The KL-regularised Nash equilibrium ``pi*_beta``, differentiable by the implicit function theorem.
 
-  Forward: ``exact.regularized_nash`` (mirror-prox, Newton polish, gap
-  certified to ``tol``). Derivative: at the fixed point
+  Forward: EGPO mirror-prox and Newton polish, as ``exact.regularized_nash``
+  (gap certified to ``tol``). Derivative: at the fixed point
   ``F(pi) = pi - s(z) = 0``, ``z = log pi_ref + P pi / beta``,
   ``J_s = diag(pi) - pi pi^T``,
 
@@ -235,14 +273,11 @@ def nash_equilibrium(game: Any, *, tol: Optional[float] = None, max_steps: int =
   max_condition = _check_max_condition(max_condition, dtype)
   p, beta, lr, mask = game.preference, game.beta, game.log_ref, game.action_mask
   if isinstance(game, ContextualPreferenceGame):
-    if mask is None:
-      pi, gap, cond = jax.vmap(lambda pp, ll: _kl_nash(pp, beta, ll, None, tol, max_steps))(p, lr)
-    else:
-      pi, gap, cond = jax.vmap(lambda pp, ll, mm: _kl_nash(pp, beta, ll, mm, tol, max_steps))(p, lr, mask)
+    pi, gap, cond = _kl_contextual(p, beta, lr, mask, tol, max_steps)
   else:
     if p.ndim != 2:
       raise ValueError(f"game: expected one game (use jax.vmap for a batch), got preference shape {p.shape}")
-    pi, gap, cond = _kl_nash(p, beta, lr, mask, tol, max_steps)
+    pi, gap, cond = _kl_nash_jit(p, beta, lr, mask, tol, max_steps)
   finite = jnp.all(jnp.isfinite(pi), axis=-1) & jnp.isfinite(gap)
   return ImplicitNash(pi, gap, cond, _status(finite, gap <= tol, cond, max_condition))
 
@@ -285,18 +320,6 @@ def _qre_residual(z, theta, aux):
                           y - simplex.masked_softmax(ly - x @ a / tau, cm)])
 
 
-def _newton(residual, z, theta, aux, steps, project):
-  """Newton steps on ``residual(z) = 0``, each kept only if it lowers ``|R|_inf``."""
-  def body(z, _):
-    r = residual(z, theta, aux)
-    jac = jax.jacfwd(residual)(z, theta, aux)
-    cand = project(z - jnp.linalg.solve(jac, r))
-    better = jnp.all(jnp.isfinite(cand)) & (jnp.max(jnp.abs(residual(cand, theta, aux))) < jnp.max(jnp.abs(r)))
-    return jnp.where(better, cand, z), None
-
-  return jax.lax.scan(body, z, None, length=steps)[0]
-
-
 @functools.partial(jax.jit, static_argnums=(4, 5))
 def _qre_forward(a, tau, rm, cm, tol, max_steps):
   from nashax.core.solver import _solve
@@ -334,6 +357,9 @@ def _qre_jvp(tol, max_steps, primals, tangents):
   inv, cond = _linearisation(_qre_residual, z, (a, tau), (rm, cm))
   dz = _implicit_tangent(_qre_residual, z, (a, tau), (rm, cm), (da, dtau), inv)
   return (z, gap, cond), (dz, jnp.zeros_like(gap), jnp.zeros_like(cond))
+
+
+_qre_jit = jax.jit(_qre, static_argnums=(4, 5))
 
 
 def quantal_response_equilibrium(game: Any, tau: jax.typing.ArrayLike, *, tol: Optional[float] = None,
@@ -376,7 +402,7 @@ def quantal_response_equilibrium(game: Any, tau: jax.typing.ArrayLike, *, tol: O
   tol = _check_tol(tol, a.dtype, 1e-12, 1e-6)
   max_steps = _check_steps(max_steps, "max_steps")
   max_condition = _check_max_condition(max_condition, a.dtype)
-  z, gap, cond = _qre(a, jnp.asarray(tau, a.dtype), rm, cm, tol, max_steps)
+  z, gap, cond = _qre_jit(a, jnp.asarray(tau, a.dtype), rm, cm, tol, max_steps)
   n = a.shape[0]
   finite = jnp.all(jnp.isfinite(z)) & jnp.isfinite(gap)
   return ImplicitQRE(z[:n], z[n:], gap, cond, _status(finite, gap <= tol, cond, max_condition))
@@ -450,6 +476,9 @@ def _f_nash_jvp(tol, max_steps, primals, tangents):
   return (z, gap, cond), (dz, jnp.zeros_like(gap), jnp.zeros_like(cond))
 
 
+_f_nash_jit = jax.jit(_f_nash, static_argnums=(4, 5))
+
+
 def f_nash_equilibrium(game: FRegularizedGame, *, tol: Optional[float] = None, max_steps: int = 200_000,
                        max_condition: Optional[float] = None) -> ImplicitFNash:
   r"""The equilibrium of the f-regularised preference game, for a strictly convex ``f``.
@@ -488,7 +517,7 @@ def f_nash_equilibrium(game: FRegularizedGame, *, tol: Optional[float] = None, m
   tol = _check_tol(tol, p.dtype, 1e-11, 1e-5)
   max_steps = _check_steps(max_steps, "max_steps")
   max_condition = _check_max_condition(max_condition, p.dtype)
-  z, gap, cond = _f_nash(p, game.beta, game.log_ref, game.divergence, tol, max_steps)
+  z, gap, cond = _f_nash_jit(p, game.beta, game.log_ref, game.divergence, tol, max_steps)
   pi = z[:-1]
   finite = jnp.all(jnp.isfinite(z)) & jnp.isfinite(gap)
   boundary = jnp.min(pi) < np.sqrt(np.finfo(p.dtype).eps)
@@ -557,6 +586,9 @@ def _stationary_jvp(primals, tangents):
   return (lp, cond), (inv @ rhs, jnp.zeros_like(cond))
 
 
+_stationary_jit = jax.jit(_stationary)
+
+
 def stationary_distribution(log_rates: jax.typing.ArrayLike, *, max_condition: Optional[float] = None) -> ImplicitRank:
   r"""Stationary distribution of a chain given by off-diagonal log-rates, differentiable in log space.
 
@@ -591,7 +623,7 @@ def stationary_distribution(log_rates: jax.typing.ArrayLike, *, max_condition: O
   if lr.ndim != 2 or lr.shape[0] != lr.shape[1]:
     raise ValueError(f"log_rates: expected a square [N, N] matrix, got shape {lr.shape}")
   max_condition = _check_max_condition(max_condition, lr.dtype)
-  lp, cond = _stationary(lr)
+  lp, cond = _stationary_jit(lr)
   finite = jnp.all(jnp.isfinite(lp))
   return ImplicitRank(jnp.exp(lp), lp, cond, _status(finite, True, cond, max_condition))
 
@@ -642,9 +674,10 @@ class ImplicitBT(NamedTuple):
     strengths: ``[n]`` centred (``sum = 0``), differentiable w.r.t. the counts.
     grad_norm: ``[]`` ``|grad of the mean log-likelihood|_inf`` at the fit (the forward certificate).
     condition: ``[]`` condition number of the gauge-fixed Hessian.
-    status: ``int32[]``; ``MAX_STEPS`` when the fit did not reach a
-      stationary point (no finite MLE: the win graph is not strongly
-      connected), ``ILL_CONDITIONED`` for a nearly disconnected comparison graph.
+    status: ``int32[]``; ``DEGENERATE`` when no finite MLE exists (the win
+      graph ``i -> j``, ``i`` beat ``j``, is not strongly connected: Zermelo
+      1929, Ford 1957), ``MAX_STEPS`` when the fit did not reach ``tol``,
+      ``ILL_CONDITIONED`` for a nearly disconnected comparison graph.
   """
 
   strengths: Any
@@ -689,6 +722,18 @@ def _bt_jvp(steps, primals, tangents):
   return (s, g, cond), (ds, jnp.zeros_like(g), jnp.zeros_like(cond))
 
 
+def _bt_connected(counts, steps):
+  """The fit, and whether the win graph ``i -> j`` (``i`` beat ``j``) is strongly connected (transitive closure)."""
+  n = counts.shape[0]
+  reach = (counts > 0) | jnp.eye(n, dtype=bool)
+  for _ in range(max(1, int(np.ceil(np.log2(n))))):
+    reach = (reach.astype(counts.dtype) @ reach.astype(counts.dtype)) > 0
+  return (*_bt(counts, steps), jnp.all(reach))
+
+
+_bt_jit = jax.jit(_bt_connected, static_argnums=(1,))
+
+
 def bradley_terry(counts: jax.typing.ArrayLike, *, steps: int = 60, tol: Optional[float] = None,
                   max_condition: Optional[float] = None) -> ImplicitBT:
   r"""Bradley-Terry MLE strengths from win counts, differentiable w.r.t. the counts.
@@ -731,9 +776,9 @@ def bradley_terry(counts: jax.typing.ArrayLike, *, steps: int = 60, tol: Optiona
   steps = _check_steps(steps, "steps")
   tol = _check_tol(tol, w.dtype, 1e-10, 1e-5)
   max_condition = _check_max_condition(max_condition, w.dtype)
-  s, g, cond = _bt(w, steps)
+  s, g, cond, connected = _bt_jit(w, steps)
   finite = jnp.all(jnp.isfinite(s))
-  return ImplicitBT(s, g, cond, _status(finite, g <= tol, cond, max_condition))
+  return ImplicitBT(s, g, cond, _status(finite, g <= tol, cond, max_condition, ~connected))
 
 
 # ----------------------------------------------------------------------------- exact zero-sum equilibrium
@@ -806,10 +851,15 @@ def _lp_jvp(support_tol, primals, tangents):
   inv, cond = _linearisation(_lp_residual, z, a, sup)
   ok = ok & jnp.isfinite(cond)
   inv = jnp.where(jnp.isfinite(inv), inv, 0.0)
-  dz = _implicit_tangent(_lp_residual, z, a, sup, da, inv)
-  dz = dz * jnp.where(ok, 1.0, jnp.nan).astype(dz.dtype)  # no derivative at a degenerate point: NaN, and status says so
+  # No derivative at a degenerate point: NaN in both modes (the input tangent and the output are scaled,
+  # so every cotangent entry is NaN too), and the status says so.
+  nan = jnp.where(ok, 1.0, jnp.nan).astype(z.dtype)
+  dz = _implicit_tangent(_lp_residual, z, a, sup, da * nan, inv) * nan
   zero = lambda v: _zero_float0(v) if not jnp.issubdtype(v.dtype, jnp.floating) else jnp.zeros_like(v)
   return (z, sol.gap, sol.status, ok, cond), (dz, zero(sol.gap), zero(sol.status), zero(ok), zero(cond))
+
+
+_lp_jit = jax.jit(_lp, static_argnums=(3,))
 
 
 def zero_sum_equilibrium(game: Any, *, support_tol: Optional[float] = None,
@@ -859,7 +909,7 @@ def zero_sum_equilibrium(game: Any, *, support_tol: Optional[float] = None,
   elif isinstance(support_tol, bool) or not np.isfinite(support_tol) or not 0 < support_tol < 1:
     raise ValueError(f"support_tol: must be in (0, 1), got {support_tol!r}")
   max_condition = _check_max_condition(max_condition, a.dtype)
-  z, gap, lp_status, ok, cond = _lp(a, rm, cm, float(support_tol))
+  z, gap, lp_status, ok, cond = _lp_jit(a, rm, cm, float(support_tol))
   n, m = a.shape
   status = jnp.where(lp_status != SUCCESS, lp_status,
                      _status(True, True, cond, max_condition, ~ok | ~jnp.isfinite(cond))).astype(jnp.int32)
