@@ -394,3 +394,14 @@ def test_bad_inputs_raise_value_errors():
     I.quantal_response_equilibrium(np.eye(2), 0.0)
   with pytest.raises(ValueError, match="total variation"):
     I.f_nash_equilibrium(g.f_regularized(0.5, D.total_variation()))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["implicit_inverse_nlhf", "implicit_mixture_sensitivity", "implicit_alpharank_gradient"])
+def test_implicit_claims_pass_fast(name, tmp_path):
+  """The three `nashax verify` claims of this module pass in fast mode (their bounds: finite differences)."""
+  from nashax.theory import registry
+
+  (r,) = registry.run_claims(name, fast=True, out_dir=str(tmp_path))
+  assert r.status == "pass", r
+  assert 0 < r.worst_ratio <= 1.0
