@@ -397,7 +397,8 @@ def test_bad_inputs_raise_value_errors():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["implicit_inverse_nlhf", "implicit_mixture_sensitivity", "implicit_alpharank_gradient"])
+@pytest.mark.parametrize("name", ["implicit_inverse_nlhf", "implicit_mixture_sensitivity",
+                                  "implicit_alpharank_gradient"])
 def test_implicit_claims_pass_fast(name, tmp_path):
   """The three `nashax verify` claims of this module pass in fast mode (their bounds: finite differences)."""
   from nashax.theory import registry

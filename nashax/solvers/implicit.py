@@ -429,7 +429,10 @@ class ImplicitFNash(NamedTuple):
 
 
 def _f_residual(z, theta, divergence):
-  """KKT of ``pi = argmax_q <q, P pi> - beta D_f(q||ref)`` in the interior: ``[P pi - beta f'(pi/ref) - lam 1; 1^T pi - 1]``."""
+  """KKT of ``pi = argmax_q <q, P pi> - beta D_f(q||ref)`` in the interior.
+
+  ``R(pi, lam) = [P pi - beta f'(pi / ref) - lam 1; 1^T pi - 1]``.
+  """
   p, beta, lr = theta
   pi, lam = z[:-1], z[-1]
   fp = divergence.fprime_log(divergence.alpha, jnp.log(pi) - lr)
@@ -808,7 +811,10 @@ class ImplicitLP(NamedTuple):
 
 
 def _lp_residual(z, a, supports):
-  """Active-set system in ``z = (x, y, v_row, v_col)``: ``(A y)_I = v``, ``(x^T A)_J = v``, zeros off the supports, sums 1."""
+  """Active-set system in ``z = (x, y, v_row, v_col)``.
+
+  ``(A y)_I = v``, ``(x^T A)_J = v``, zeros off the supports, both sums 1.
+  """
   sx, sy = supports
   n, m = a.shape
   x, y, v1, v2 = z[:n], z[n:n + m], z[n + m], z[n + m + 1]

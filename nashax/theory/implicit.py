@@ -45,7 +45,7 @@ def _rel_dir(g, fd):
     source=("Munos et al., ICML 2024 (arXiv:2312.00886), Prop. 1 (the fixed point); implicit function theorem "
             "(Krantz & Parks 2002, Thm 1.3.1); the inverse-game setting of Ling, Fang & Kolter, 'What game are we "
             "playing?', IJCAI 2018 (arXiv:1805.02777). float64."),
-    cost=10,
+    cost=20,
 )
 def implicit_inverse_nlhf(fast: bool, out_dir: str) -> ClaimResult:
   from nashax.core.games import PreferenceGame
@@ -100,14 +100,16 @@ def implicit_inverse_nlhf(fast: bool, out_dir: str) -> ClaimResult:
       measured.append(float(np.max(np.abs(ident - ident.mean())))); bound.append(1e-7)
       measured.append(float(int(status) != I.SUCCESS or int(status0) != I.SUCCESS)); bound.append(0.5)
       curves.append(np.asarray(vals)[:steps + 1])
-      notes.append(f"seed {s}: |P' - P|_max = {float(jnp.max(jnp.abs(_preference_of(th, n) - _preference_of(true, n)))):.2f}")
+      dist = float(jnp.max(jnp.abs(_preference_of(th, n) - _preference_of(true, n))))
+      notes.append(f"seed {s}: |P' - P|_max = {dist:.2f}")
   fig, ax = _plot.figure()
   for c in curves:
     ax.semilogy(np.maximum(c, 1e-30), lw=1)
   ax.set_xlabel("gradient step (step size 2)"); ax.set_ylabel("|log pi(theta) - log pi*|^2 / 2")
   ax.set_title(f"inverse NLHF, K = {n}, beta = {beta}: descent through the equilibrium", fontsize=10)
   path = _plot.save(fig, out_dir, "implicit_inverse_nlhf")
-  details = (f"K = {n}, beta = {beta}, random pi_ref (Dirichlet(2)), seeds {list(seeds)}, {steps} gradient steps (size {lr_gd}) from a "
+  details = (f"K = {n}, beta = {beta}, random pi_ref (Dirichlet(2)), seeds {list(seeds)}, "
+             f"{steps} gradient steps (size {lr_gd}) from a "
              f"random P; " + "; ".join(notes) + " (P is not identified, P pi* is)")
   return result_from_ratios("implicit_inverse_nlhf", np.array(measured), np.array(bound), details, (path,), 0.0)
 
@@ -126,7 +128,7 @@ def implicit_inverse_nlhf(fast: bool, out_dir: str) -> ClaimResult:
     source=("Chakraborty et al., 'MaxMin-RLHF', ICML 2024 (arXiv:2402.08925), the egalitarian objective and the "
             "pooled single-reward baseline; Munos et al., ICML 2024 (arXiv:2312.00886); Shapley & Snow 1950 "
             "(square active-set systems of matrix games); Bradley & Terry 1952. float64."),
-    cost=10,
+    cost=40,
 )
 def implicit_mixture_sensitivity(fast: bool, out_dir: str) -> ClaimResult:
   from nashax import games
@@ -197,15 +199,15 @@ def implicit_mixture_sensitivity(fast: bool, out_dir: str) -> ClaimResult:
 @claim(
     "implicit_alpharank_gradient",
     theorem=("The gradient of a model's log alpha-rank mass (the least-ranked state's) with respect to the "
-             "payoffs and alpha, by implicit differentiation of the chain's stationarity in log space (time-reversed "
-             "jump chain), matches fourth-order central differences (relative <= 1e-6) with status SUCCESS, for single- and "
-             "two-population games at alpha in {0.1, 1, 10, 1e4}; at 1e4 the rates are ~exp(-1e4), where "
+             "payoffs, by implicit differentiation of the chain's stationarity in log space (time-reversed "
+             "jump chain), matches fourth-order central differences (relative <= 1e-6) with status SUCCESS, for "
+             "single- and two-population games at alpha in {0.1, 1, 10, 1e4}; at 1e4 the rates are ~exp(-1e4), where "
              "linear-space solves underflow. Mutations rejected (checked, fast run): the forward jump chain in "
              "place of its time reversal, the out-rate term of the right-hand side dropped, and the "
              "normalisation row pi^T replaced by the uniform 1/N each fail (worst ratios 3e6, 2e6, 1e6)."),
     source=("Omidshafiei et al., Sci. Rep. 2019 (arXiv:1903.01373), eqs. 2-4; Meyer, SIAM Review 1975 "
             "(derivatives of stationary distributions); Grassmann, Taksar & Heyman 1985 (GTH). float64."),
-    cost=5,
+    cost=30,
 )
 def implicit_alpharank_gradient(fast: bool, out_dir: str) -> ClaimResult:
   from nashax.solvers import implicit as I
@@ -247,5 +249,6 @@ def implicit_alpharank_gradient(fast: bool, out_dir: str) -> ClaimResult:
   ax.set_title("d log(alpha-rank mass of the weakest model) / d payoffs, random directions", fontsize=10)
   path = _plot.save(fig, out_dir, "implicit_alpharank_gradient")
   details = (f"{n_games} random 4-model single-population games and {n_games} random 2x3x3 two-population games, "
-             f"m = 20, alpha in {list(alphas)} (fourth-order central differences, h = 1e-4 / alpha), log mass of the least-ranked state; float64")
+             f"m = 20, alpha in {list(alphas)} (fourth-order central differences, h = 1e-4 / alpha), "
+             "log mass of the least-ranked state; float64")
   return result_from_ratios("implicit_alpharank_gradient", np.array(measured), np.array(bound), details, (path,), 0.0)
