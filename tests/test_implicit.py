@@ -234,13 +234,12 @@ def test_f_nash_matches_finite_differences_and_reverse_kl_matches_kl_nash(kl_jac
 # ----------------------------------------------------------------------------- alpha-rank
 
 
+@pytest.mark.slow
 @x64
-def test_alpharank_matches_finite_differences_power_iteration_and_large_alpha():
+def test_alpharank_matches_finite_differences_power_iteration():
   """d pi / d(payoffs, alpha) of alpha-rank (two populations, 2x3 game) against central differences and
   against ``jax.jacfwd`` through 3000 unrolled lazy power-iteration steps ``pi <- pi (I + C) / 2`` in linear
-  space (converged); at alpha = 1e4 (rates ~exp(-1e4)) the derivative of log pi of a two-strategy
-  population is finite and equals the closed form log pi_1 - log pi_2 = log rho_{2->1} - log rho_{1->2}
-  (differentiated by autodiff of ``fixation_log_prob``)."""
+  space (converged). (The `implicit_alpharank_gradient` claim checks more games, up to alpha = 1e4.)"""
   rng = np.random.default_rng(11)
   pay0 = jnp.asarray(rng.normal(size=(2, 2, 3)))
   th0 = jnp.zeros(13)
@@ -269,7 +268,24 @@ def test_alpharank_matches_finite_differences_power_iteration_and_large_alpha():
     np.testing.assert_allclose(jf, jr, rtol=0, atol=1e-12)
     assert _rel(jpi, jpow(th0, alpha)) < 1e-9
 
-  table = jnp.asarray(rng.normal(size=(2, 2)))
+
+
+@x64
+def test_alpharank_large_alpha_and_status_of_a_nearly_reducible_chain():
+  """At alpha = 1e4 (rates ~exp(-1e4)) the derivative of log pi of a two-strategy population is finite and
+  equals the closed form log pi_0 - log pi_1 = log C[1 -> 0] - log C[0 -> 1] (the stationarity of a
+  two-state chain, differentiated through the log-rates by autodiff).
+
+  Two 2-strategy clubs, neutral inside, with a coordination barrier between them (hand analysis of the
+  fitness difference f_r - f_s = (2p - m)/(m - 1) of p cross-club mutants: fixation across clubs is
+  exponentially small in alpha m, within a club it is 1/m): at alpha = 10 the jump chain splits into two
+  nearly closed classes, the derivative system is ill-conditioned and the status says so; at alpha = 0.1
+  the same chain is well conditioned."""
+  table = jnp.array([[0., 0., -1., -1.], [0., 0., -1., -1.], [-1., -1., 0., 0.], [-1., -1., 0., 0.]])
+  sols = jax.jit(jax.vmap(lambda a: I.alpharank(table, a, 10, single_population=True)))(jnp.array([0.1, 10.0]))
+  assert int(sols.status[0]) == I.SUCCESS and float(sols.condition[0]) < 100
+  assert int(sols.status[1]) == I.ILL_CONDITIONED and float(sols.condition[1]) > 1e8
+  table = jnp.asarray(np.random.default_rng(11).normal(size=(2, 2)))
 
   def log_ratio(t):
     sol = I.alpharank(t, 1e4, 10, single_population=True)
@@ -283,19 +299,6 @@ def test_alpharank_matches_finite_differences_power_iteration_and_large_alpha():
   assert np.isfinite(np.asarray(g)).all() and int(status) == I.SUCCESS
   assert float(jnp.max(jnp.abs(g))) > 1e3  # the sensitivity is of order alpha: not a vanishing gradient
   np.testing.assert_allclose(g, jax.grad(closed)(table), rtol=1e-10)
-
-
-@x64
-def test_alpharank_status_flags_a_nearly_reducible_chain():
-  """Two 2-strategy clubs, neutral inside, with a coordination barrier between them (hand analysis of the
-  fitness difference f_r - f_s = (2p - m)/(m - 1) of p cross-club mutants: fixation across clubs is
-  exponentially small in alpha m, within a club it is 1/m): at alpha = 10 the jump chain splits into two
-  nearly closed classes, the derivative system is ill-conditioned and the status says so; at alpha = 0.1
-  the same chain is well conditioned."""
-  table = jnp.array([[0., 0., -1., -1.], [0., 0., -1., -1.], [-1., -1., 0., 0.], [-1., -1., 0., 0.]])
-  sols = jax.jit(jax.vmap(lambda a: I.alpharank(table, a, 10, single_population=True)))(jnp.array([0.1, 10.0]))
-  assert int(sols.status[0]) == I.SUCCESS and float(sols.condition[0]) < 100
-  assert int(sols.status[1]) == I.ILL_CONDITIONED and float(sols.condition[1]) > 1e8
 
 
 # ----------------------------------------------------------------------------- Bradley-Terry
