@@ -1,6 +1,6 @@
 """Solvers (``nashax.solvers``): each factory returns a ``Solver`` pytree; ``losses`` are pure functions."""
 
-from nashax.solvers import alpharank, baselines, fdiv, halpern, losses, nlhf, ranking
+from nashax.solvers import alpharank, baselines, fdiv, halpern, implicit, losses, nlhf, ranking
 from nashax.solvers.alpharank import alpharank as alpha_rank
 from nashax.solvers.baselines import dpo_optimum, fit_bradley_terry, maxmin_rlhf, pooled_rlhf, rlhf_optimum
 from nashax.solvers.equilibrium import (
@@ -59,6 +59,7 @@ __all__ = [
     "alpharank",
     "alpha_rank",
     "fdiv",
+    "implicit",
     "f_dpg",
     "f_extragradient",
     "eag",

@@ -96,7 +96,7 @@ def claims() -> list[Claim]:
 
 def _load_builtin() -> None:
   # Importing the modules registers their claims.
-  from nashax.theory import alignment, fdiv, matrix_games, monotone, nlhf, policies, ranking  # noqa: F401
+  from nashax.theory import alignment, fdiv, implicit, matrix_games, monotone, nlhf, policies, ranking  # noqa: F401
 
 
 def _matches(name: str, pattern: Optional[str]) -> bool:
