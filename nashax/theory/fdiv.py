@@ -19,7 +19,9 @@ from nashax.core.games import TargetDistribution
 from nashax.core.solver import run, solve
 from nashax.solvers import losses
 from nashax.theory import _plot
-from nashax.theory.registry import ClaimResult, claim, result_from_ratios
+from nashax.solvers import fdiv as FD
+from nashax.theory._mutate import swap_step
+from nashax.theory.registry import ClaimResult, claim, mutant, result_from_ratios
 
 # Every divergence the claims sweep: the six named ones and four members of the alpha family.
 SWEEP = tuple((n, None) for n in D.NAMES if n != "alpha") + (("alpha", -1.0), ("alpha", 0.3), ("alpha", 0.5),
@@ -36,15 +38,17 @@ def _label(name, a):
     theorem=("Every generator f is convex with f(1) = 0, and with its conjugate f* satisfies Fenchel-Young: "
              "f(t) + f*(u) >= t u for all t >= 0 and u, with equality at u = f'(t)."),
     source=("Go et al., ICML 2023 (arXiv:2302.08215), Table 1; Wang et al., ICLR 2024 (arXiv:2309.16240); "
-            "Nowozin et al., f-GAN, NeurIPS 2016, Table 1 (conjugates); THEORY.md section 8. float64."),
+            "Nowozin et al., f-GAN, NeurIPS 2016, Table 1 (conjugates). float64."),
+    subject="solver(name, alpha) -> Divergence: the divergence table (the signature of core.divergences.get).",
 )
-def divergence_axioms(fast: bool, out_dir: str) -> ClaimResult:
+def divergence_axioms(fast: bool, out_dir: str, solver=None) -> ClaimResult:
+  get = D.get if solver is None else solver
   n = 2_000 if fast else 20_000
   rng = np.random.default_rng(0)
   viol, tols, names = [], [], []
   with jax.enable_x64(True):
     for name, a in SWEEP:
-      d = D.get(name, a)
+      d = get(name, a)
       s = rng.uniform(-6, 6, n)
       s2 = rng.uniform(-6, 6, n)
       t, t2 = jnp.exp(s), jnp.exp(s2)
@@ -310,8 +314,10 @@ def f_dpo_optimum(fast: bool, out_dir: str) -> ClaimResult:
             "gap is exact via the f-DPO best response (Wang et al. 2024, Thm. 1); THEORY.md sections 0 and 8. "
             "float64."),
     cost=10,
+    subject="solver(eta=None) -> Solver: mirror-prox on the f-regularised game (the signature of solvers.f_extragradient).",
 )
-def f_game_equilibrium(fast: bool, out_dir: str) -> ClaimResult:
+def f_game_equilibrium(fast: bool, out_dir: str, solver=None) -> ClaimResult:
+  factory = solvers.f_extragradient if solver is None else solver
   from nashax.core import metrics
   from nashax.core.games import FRegularizedGame
 
@@ -331,7 +337,7 @@ def f_game_equilibrium(fast: bool, out_dir: str) -> ClaimResult:
     @jax.jit
     def sweep(d):
       def one(g, key):
-        st, tr = run(solvers.f_extragradient(), g, key, num_steps=steps, every=every, metric_fn=metrics.duality_gap)
+        st, tr = run(factory(), g, key, num_steps=steps, every=every, metric_fn=metrics.duality_gap)
         return st.profile[0], tr
       # The divergence is shared by the batch (an unbatched switch index: only its member runs).
       return jax.vmap(one, in_axes=(FRegularizedGame(0, 0, 0, None), 0))(FRegularizedGame(p, bs, lr, d), keys)
@@ -373,3 +379,58 @@ def f_game_equilibrium(fast: bool, out_dir: str) -> ClaimResult:
   return result_from_ratios("f_game_equilibrium", np.array(gaps + same + dists),
                             np.array([1e-9] * len(gaps) + [1e-12] * len(same) + [1e-5] * len(dists)), details,
                             (path,), 0.0)
+
+
+def _feg_no_extrapolation(hp, game, state):
+  g = FD._fgame(game)
+  tx, ty = state.logits
+  x, y = state.profile
+  eta = FD._feg_eta(hp, g)
+  nx = tx + eta * FD._field(g, eta, tx, y)  # bug: one simultaneous mirror step, no extrapolation
+  ny = ty + eta * FD._field(g, eta, ty, x)
+  return FD.FGameState(state.step + 1, state.oracle_calls + 2, (jax.nn.softmax(nx), jax.nn.softmax(ny)),
+                       (nx, ny), state.key)
+
+
+def _feg_wrong_opponent(hp, game, state):
+  g = FD._fgame(game)
+  tx, ty = state.logits
+  x, y = state.profile
+  eta = FD._feg_eta(hp, g)
+  hx = tx + eta * FD._field(g, eta, tx, y)
+  hy = ty + eta * FD._field(g, eta, ty, x)
+  nx = tx + eta * FD._field(g, eta, hx, y)  # bug: the correction uses the old opponent y_t, not y_{t+1/2}
+  ny = ty + eta * FD._field(g, eta, hy, x)
+  return FD.FGameState(state.step + 1, state.oracle_calls + 4, (jax.nn.softmax(nx), jax.nn.softmax(ny)),
+                       (nx, ny), state.key)
+
+
+mutant("f_game_equilibrium", "no_extrapolation", "simultaneous mirror descent: the extrapolated point is missing")(
+    swap_step(solvers.f_extragradient, _feg_no_extrapolation, "no_extrapolation"))
+mutant("f_game_equilibrium", "stale_opponent", "the correction step evaluates against the old opponent y_t")(
+    swap_step(solvers.f_extragradient, _feg_wrong_opponent, "stale_opponent"))
+
+
+def _rkl_conj_no_shift(alpha, u):
+  return jnp.exp(u)  # bug: f*(u) = e^{u - 1} for f = t log t
+
+
+def _fkl_fp_sign(alpha, s):
+  return jnp.exp(-s)  # bug: f'(t) = -1/t for f = -log t
+
+
+def _get_wrong_rkl(name, alpha=None):
+  if name == "reverse_kl":
+    return D.Divergence("reverse_kl", D._rkl_f, D._rkl_fp, D._rkl_link, _rkl_conj_no_shift, D._rkl_inv, D._zero,
+                        D._inf)
+  return D.get(name, alpha)
+
+
+def _get_wrong_fkl(name, alpha=None):
+  if name == "forward_kl":
+    return D.Divergence("forward_kl", D._fkl_f, _fkl_fp_sign, D._fkl_link, D._fkl_conj, D._fkl_inv, D._inf, D._zero)
+  return D.get(name, alpha)
+
+
+mutant("divergence_axioms", "rkl_conjugate_shift", "reverse KL's conjugate e^u instead of e^(u-1)")(_get_wrong_rkl)
+mutant("divergence_axioms", "fkl_derivative_sign", "forward KL's f'(t) = +1/t instead of -1/t")(_get_wrong_fkl)
