@@ -1,4 +1,4 @@
-"""Claims about monotone inclusions: Halpern, EAG, FEG and variance-reduced Halpern (THEORY.md sections 1-2)."""
+"""Claims about monotone inclusions: Halpern, EAG, FEG and variance-reduced Halpern."""
 
 from __future__ import annotations
 
@@ -247,7 +247,7 @@ def vr_complexity_counts(ns, eps, seeds, dim=5, eta_scale=1.0):
     theorem=("Finite sums cocoercive on average with constant L: VR-Halpern reaches |F z| <= eps in "
              "O(n + sqrt(n) L/eps) component evaluations, deterministic Halpern in O(n L/eps): log-log slopes "
              "in n of about 1/2 and 1 at fixed L and eps."),
-    source="Cai, Alacaoglu & Diakonikolas, ICLR 2024 (arXiv 2310.02987), Thm 3.3 / Cor. 3.4; THEORY.md section 2.",
+    source="Cai, Alacaoglu & Diakonikolas, ICLR 2024 (arXiv 2310.02987), Thm 3.3 / Cor. 3.4.",
     cost=15,
 )
 def vr_halpern_complexity(fast: bool, out_dir: str):
@@ -315,7 +315,7 @@ def _affine_of(fs):
     "exit_criterion_sound",
     theorem=("Whenever a solver stops with status SUCCESS on the natural residual, the exactly recomputed "
              "residual |z - Pi_C(z - F z)| (float64, independent numpy projection) is <= eps."),
-    source="Cai, Alacaoglu & Diakonikolas 2024, Sec. 1 (computable exit criterion); THEORY.md section 2.",
+    source="Cai, Alacaoglu & Diakonikolas 2024, Sec. 1 (computable exit criterion).",
     cost=15,
 )
 def exit_criterion_sound(fast: bool, out_dir: str):

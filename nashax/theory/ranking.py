@@ -1,4 +1,4 @@
-"""Claims about alpha-rank (THEORY.md section 3)."""
+"""Claims about alpha-rank."""
 
 from __future__ import annotations
 

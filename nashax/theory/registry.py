@@ -75,7 +75,7 @@ class Claim:
   Attributes:
     name: unique name (``--only`` matches it).
     theorem: the statement checked, with its bound.
-    source: the paper (and THEORY.md section) the bound comes from.
+    source: the paper (theorem, equation) the bound comes from.
     fn: ``(fast: bool, out_dir: str[, solver=None]) -> ClaimResult``; a
       claim that accepts ``solver`` runs it in place of its subject.
     cost: rough full-run seconds on one CPU core; worker processes
