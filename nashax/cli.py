@@ -138,6 +138,10 @@ def _verify(args: argparse.Namespace) -> int:
   if args.list:
     for c in registry.claims():
       print(f"{c.name}\n    {c.theorem}\n    source: {c.source}")
+      if c.subject:
+        print(f"    subject: {c.subject}")
+      for m in c.mutants:
+        print(f"    rejects {m.name}: {m.bug}")
     return 0
   print(f"nashax verify: {'fast' if args.fast else 'full'} run, plots and report in {args.out}/", flush=True)
   try:
@@ -149,9 +153,10 @@ def _verify(args: argparse.Namespace) -> int:
   path = registry.write_report(results, args.out, args.json)
   w = max(len(r.name) for r in results)
   print()
-  print(f"{'claim':<{w}}  status  {'measured':>10}  {'bound':>10}  {'worst ratio':>11}  time")
+  print(f"{'claim':<{w}}  status  {'measured':>10}  {'bound':>10}  {'worst ratio':>11}  {'tight':>7}  time   CPU")
   for r in results:
-    print(f"{r.name:<{w}}  {r.status:<6}  {r.measured:>10.4g}  {r.bound:>10.4g}  {r.worst_ratio:>11.4g}  {r.seconds:5.1f}s")
+    print(f"{r.name:<{w}}  {r.status:<6}  {r.measured:>10.4g}  {r.bound:>10.4g}  {r.worst_ratio:>11.4g}  "
+          f"{r.tight_ratio:>7.4g}  {r.seconds:5.1f}s {r.cpu_seconds:5.1f}s")
   failed = [r for r in results if r.status != "pass"]
   print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed; report: {path}")
   for r in failed:

@@ -273,6 +273,43 @@ def test_mnpo_with_all_weight_on_the_first_opponent_is_inpo():
 
 
 @_x64
+@pytest.mark.parametrize("win_rates", ["current", "history"])
+def test_mnpo_step_is_the_minimiser_of_mnpo_loss(win_rates):
+  """TD-MNPO (the default): after a few steps (so pi_t, pi_{t-1} differ), the tabular step is the minimiser of
+  the population mnpo_loss (Wu, Huang et al. 2025, eq. 17) with pairs y, y' ~ pi_t labelled by P, anchors
+  (pi_t, pi_{t-1}, pi_ref) and weights ((1 - eta beta) lambda, eta beta): its gradient there is 0 to 1e-10
+  (the loss written out here by hand, independent of the solver). The history reading (win rates also averaged
+  over past policies, eq. 10) is not that minimiser: its gradient there is >= 1e-4."""
+  eta, lam = 0.4, np.array([0.6, 0.4])
+  g = games.random_preference_game(jax.random.key(6), 5).regularized(0.5, np.array([0.1, 0.2, 0.3, 0.25, 0.15]))
+  s = solvers.mnpo(eta, tuple(lam), win_rates=win_rates, init_scale=1.5)
+  st = s.init(g, jax.random.key(3))
+  for _ in range(3):
+    st = s.step(g, st)
+  hist = st.aux[0]  # [2, n]: log pi_{t-1}, log pi_{t-2} before this step's shift; recompute the anchors:
+  anchors = jnp.stack([st.log_probs, hist[0], g.log_ref], -1)  # (pi_t, pi_{t-1}, pi_ref)
+  weights = jnp.concatenate([(1 - eta * g.beta) * jnp.asarray(lam), jnp.asarray([eta * g.beta])])
+  pi = jnp.exp(st.log_probs)
+  new = s.step(g, st).log_probs
+
+  def population(theta):
+    lp = jax.nn.log_softmax(theta)
+    per = losses.mnpo_loss(lp[:, None], lp[None, :], anchors[:, None, :], anchors[None, :, :], weights, eta)
+    return jnp.sum(pi[:, None] * pi[None, :] * g.preference * per)
+
+  grad = float(jnp.abs(jax.grad(population)(new)).max())
+  if win_rates == "current":
+    assert grad < 1e-10
+  else:
+    assert grad > 1e-4
+
+
+def test_mnpo_rejects_an_unknown_reading():
+  with pytest.raises(ValueError, match="win_rates"):
+    solvers.mnpo(0.1, (0.5, 0.5), win_rates="average")
+
+
+@_x64
 def test_rlhf_optimum_equals_dpo_optimum_and_bt_fit_recovers_rewards():
   """DPO's population optimum (Newton on the DPO loss) = the RLHF optimum of the BT fit, pairs from pi_ref
   (Rafailov et al. 2023, section 5); on a BT game the fit recovers the rewards up to a shift."""

@@ -197,19 +197,17 @@ def _tabular_state(lp):
 
 
 @x64
-@pytest.mark.parametrize("alg", ["nash_md", "sppo", "inpo", "mnpo", "egpo"])
+@pytest.mark.parametrize("alg", ["nash_md", "sppo", "inpo", "egpo"])
 def test_one_token_train_step_equals_the_tabular_update(alg):
   """One-layer, one-token model, exact expectations: the train loss's gradient in the output logits (the
   unembedding bias) moved with the tabular preconditioner gives a model whose policy is the tabular solver's
   next iterate (nashax.solvers.nlhf, the NLHF issue's updates): Nash-MD (natural gradient, mixture eta beta),
-  SPPO (grad / (2 pi_t)), INPO and MNPO with weights (1, 0) (grad / (2 pi_t)), EGPO's half step
+  SPPO (grad / (2 pi_t)), INPO (grad / (2 pi_t); MNPO: test_one_token_mnpo_step_is_td_mnpo), EGPO's half step
   (eta beta K / 4 grad)."""
   eta = 0.6
   kw = {"eta": eta}
   if alg == "nash_md":
     kw["mixture"] = eta * 0.4
-  if alg == "mnpo":
-    kw["mnpo_weights"] = (1.0, 0.0)
   o, tr, st = _one_token(alg, **kw)
   lp = _policy(tr, st.params)
   pi = jnp.exp(lp)
@@ -221,7 +219,7 @@ def test_one_token_train_step_equals_the_tabular_update(alg):
   elif alg == "sppo":
     g = g.replace(beta=None, log_ref=None)
     expected, move = solvers.sppo(eta, iterate="last").step(g, _tabular_state(lp)).log_probs, grad / (2 * pi)
-  elif alg in ("inpo", "mnpo"):
+  elif alg == "inpo":
     expected, move = solvers.inpo(eta).step(g, _tabular_state(lp)).log_probs, grad / (2 * pi)
   else:
     expected, move = nlhf._mirror(nlhf._view(g), lp, g.preference @ pi, eta), eta * 0.4 * 5 / 4 * grad
@@ -231,6 +229,34 @@ def test_one_token_train_step_equals_the_tabular_update(alg):
   # log-probabilities by ~0.1-1 (a wrong loss or preconditioner misses by that much).
   assert float(jnp.max(jnp.abs(_policy(tr, new_params) - lp))) > 1e-2
   np.testing.assert_allclose(_policy(tr, new_params), expected, atol=1e-6)
+
+
+@x64
+def test_one_token_mnpo_step_is_td_mnpo():
+  """One-token model, exact expectations, distinct anchors pi_t != pi_{t-1} and weights (0.6, 0.4): one step of
+  the trainer's mnpo_loss (pairs from pi_t, anchors (pi_t, pi_{t-1}, pi_ref); Wu, Huang et al. 2025, eq. 17 and
+  TD-MNPO) moved with the tabular preconditioner grad / (2 pi_t) is the default tabular step (win rates against
+  pi_t) to 1e-6; the history reading (win rates averaged over pi_t, pi_{t-1}, eq. 10) differs from it by
+  > 1e-3, so the test tells the two readings apart."""
+  eta, lam = 0.6, (0.6, 0.4)
+  o, tr, st = _one_token("mnpo", eta=eta, mnpo_weights=lam)
+  prev = TR._random_bias(st.params, jax.random.key(9), 1.0)
+  st = st._replace(anchors=(st.params, prev))
+  lp, lp_prev = _policy(tr, st.params), _policy(tr, prev)
+  pi = jnp.exp(lp)
+  g = o.class_game(0.4, np.exp(np.asarray(_policy(tr, st.ref))))
+  hist = jnp.stack([lp_prev, lp_prev])  # the step shifts in log pi_t: anchors (pi_t, pi_{t-1})
+  rates = jnp.stack([g.preference @ jnp.exp(lp_prev)] * 2)
+  tab = _tabular_state(lp)._replace(aux=(hist, rates))
+  td = solvers.mnpo(eta, lam).step(g, tab).log_probs
+  averaged = solvers.mnpo(eta, lam, win_rates="history").step(g, tab).log_probs
+  grad = _bias(jax.jit(jax.grad(tr.loss))(st.params, st, jax.random.key(0)))[1:]
+  new_params = jax.tree_util.tree_map_with_path(
+      lambda p, x: x.at[1:].add(-grad / (2 * pi)) if "unembed" in str(p) and "bias" in str(p) else x, st.params)
+  got = _policy(tr, new_params)
+  assert float(jnp.max(jnp.abs(got - lp))) > 1e-2
+  np.testing.assert_allclose(got, td, atol=1e-6)
+  assert float(jnp.max(jnp.abs(got - averaged))) > 1e-3
 
 
 def _tiny(alg="nash_md", **kw):

@@ -36,6 +36,19 @@ def test_claim_passes_fast(name, tmp_path):
   assert all(os.path.getsize(f) > 1000 for f in r.figures)
 
 
+def test_alpharank_reference_matches_a_hand_computed_two_strategy_chain():
+  """The 60-digit reference of the alpha-rank claim against a hand computation: two populations, one with two
+  strategies and gain Delta f = 1 for switching 0 -> 1, the other with one strategy; at alpha = 1, m = 2 the
+  fixation probabilities are (1 - e^-1)/(1 - e^-2) = 1/(1 + e^-1) and (1 - e)/(1 - e^2) = 1/(1 + e), so
+  pi_1/pi_0 = rho(0->1)/rho(1->0) = e."""
+  from nashax.theory import ranking as TR
+
+  payoffs = np.zeros((2, 2, 1))
+  payoffs[0, 1, 0] = 1.0
+  pi = TR.alpharank_reference(payoffs, 1.0, 2)
+  np.testing.assert_allclose(pi[1] / pi[0], np.e, rtol=1e-14)
+
+
 def test_result_from_ratios_fails_above_one():
   r = registry.result_from_ratios("x", np.array([0.5, 2.0]), np.array([1.0, 1.0]), "", (), 0.0)
   assert r.status == "fail" and r.worst_ratio == 2.0 and r.measured == 2.0
@@ -51,8 +64,11 @@ def test_cli_json_list_and_exit_codes(tmp_path, monkeypatch, capsys):
   assert [r["name"] for r in rows] == ["hedge_average_gap"]
   assert set(rows[0]) >= {"name", "status", "bound", "measured", "worst_ratio"}
   assert (out / "report.md").exists() and (out / "hedge_average_gap.png").exists()
+  assert "mutants rejected" in (out / "report.md").read_text()
   assert cli.main(["verify", "--list"]) == 0
-  assert "extragradient_ergodic_gap" in capsys.readouterr().out
+  listed = capsys.readouterr().out
+  assert "extragradient_ergodic_gap" in listed
+  assert "rejects no_extragradient: plain mirror descent" in listed  # the mutants each claim rejects
   assert cli.main(["verify", "--only", "no-such-claim", "--out", str(out)]) == 2
 
   # A claim whose measurement exceeds its bound makes the command fail.

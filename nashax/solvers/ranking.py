@@ -162,27 +162,53 @@ def _edges(shape):
   return np.stack([src[keep], dst[keep], pop[keep]], axis=1).astype(np.int32)
 
 
+def _log_two_over_delta_n(cnt, log_term):
+  """``log(2 / delta_n)`` with ``delta_n = delta' 6 / (pi^2 n^2)``: ``log(2 / delta') + log(pi^2 n^2 / 6)``."""
+  return log_term + jnp.log(jnp.pi ** 2 * jnp.maximum(cnt, 1.0) ** 2 / 6.0)
+
+
 def response_graph_ucb(key: jax.Array, means: jax.typing.ArrayLike, delta: float = 0.1, *,
                        max_samples: int = 10**6) -> ResponseGraphEstimate:
-  """ResponseGraphUCB: adaptively sample noisy outcomes until the response graph is known w.p. ``1 - delta``.
+  r"""ResponseGraphUCB: adaptively sample noisy outcomes until the response graph is known w.p. ``1 - delta``.
 
   Outcomes are Bernoulli with the unknown ``means: [K, a_1, ..., a_K]`` in
   ``[0, 1]`` (a simulator). Every profile is sampled once; then, while an edge
   (a pair of profiles differing in one player ``k``) is unresolved, a
   uniformly random unresolved edge has both endpoints sampled. An edge is
-  resolved when player ``k``'s Hoeffding intervals
-  ``mean +- sqrt(log(2/delta') / (2 n))`` at its endpoints separate, with
-  ``delta' = delta / (K N)`` (a union bound over every payoff estimate), so
-  the whole graph is correct with probability ``>= 1 - delta``. On that
-  event an edge with gap ``Delta`` is resolved once both endpoints' widths
-  are below ``Delta / 4`` (then ``|m_a - m_b| >= Delta - w_a - w_b > w_a +
-  w_b``), that is after ``8 log(2/delta') / Delta^2`` samples of each, so it
-  is picked at most ``floor(8 log(2/delta') / Delta^2)`` times (``sample_bound``).
+  resolved when player ``k``'s confidence intervals at its endpoints separate.
+
+  The intervals are time-uniform. The algorithm re-checks them after every
+  sample and stops at a random time, so a fixed-``n`` Hoeffding interval
+  (valid for one ``n`` chosen in advance) does not give the guarantee.
+  Instead, an estimate after ``n`` samples gets
+  ``mean +- w(n)``, ``w(n) = sqrt(log(2 / delta_n) / (2 n))``, with
+  ``delta_n = delta' 6 / (pi^2 n^2)`` and ``delta' = delta / (K N)``:
+
+  * by Hoeffding, ``P(|mean_n - mu| >= w(n)) <= delta_n`` for each fixed n;
+  * a union bound over ``n >= 1`` gives
+    ``P(exists n: |mean_n - mu| >= w(n)) <= delta' sum_n 6/(pi^2 n^2) = delta'``,
+    whatever the (adaptive) times at which the estimate is read;
+  * a union bound over the ``K N`` payoff estimates gives probability
+    ``>= 1 - delta`` that every interval holds at every time. On that event
+    a resolved edge is oriented correctly, so the returned graph is the true
+    one with probability ``>= 1 - delta``.
+
+  Samples on the same event: an edge with gap ``Delta`` is resolved once both
+  endpoints' widths are below ``Delta / 4`` (then ``|m_a - m_b| >= Delta - w_a
+  - w_b > w_a + w_b``), that is once ``n >= 8 log(2 / delta_n) / Delta^2``,
+  whose least solution ``n*(Delta)`` (``log n`` grows slowly, so ``n*`` is
+  ``~ 8 log(2 K N / delta) / Delta^2`` up to a ``log log`` term) bounds how
+  often it is picked (``sample_bound``). When the empirical gap is close to
+  ``Delta`` an edge stops near ``n = 2 log(2 / delta_n) / Delta^2``, where
+  ``2 w(n) = Delta`` (verifier ``response_graph_ucb_guarantees``).
+
+  Returns:
+    ``ResponseGraphEstimate``; ``counts`` are the samples of each profile.
 
   References:
     Rowland et al., "Multiagent Evaluation under Incomplete Information",
-    NeurIPS 2019, arXiv:1909.09849, Algorithm 1 and Theorem 4.1 (uniform
-    edge selection, Hoeffding bounds).
+    NeurIPS 2019, arXiv:1909.09849, Algorithm 1, Theorem 4.1 and the
+    time-uniform confidence of its appendix (delta_n = delta' 6/(pi^2 n^2)).
   """
   if isinstance(means, jax.core.Tracer):  # traced (a vmap over games): the values are the caller's to check
     mu = jnp.asarray(means, jnp.result_type(float))
@@ -194,6 +220,16 @@ def response_graph_ucb(key: jax.Array, means: jax.typing.ArrayLike, delta: float
     raise ValueError("means: outcomes are Bernoulli; means must lie in [0, 1]")
   if not 0 < float(delta) < 1:
     raise ValueError(f"delta: must be in (0, 1), got {delta}")
+  return _ucb(key, mu, float(delta), max_samples, _time_uniform_width)
+
+
+def _time_uniform_width(cnt, log_term):
+  """``w(n) = sqrt(log(2 / delta_n) / (2 n))``."""
+  return jnp.sqrt(_log_two_over_delta_n(cnt, log_term) / (2.0 * jnp.maximum(cnt, 1.0)))
+
+
+def _ucb(key, mu, delta: float, max_samples: int, width_fn) -> ResponseGraphEstimate:
+  """The sampling loop of ``response_graph_ucb`` with the confidence width ``width_fn(counts, log(2 / delta'))``."""
   shape = mu.shape[1:]
   k_pop, n = len(shape), int(np.prod(shape))
   edges = _edges(shape)
@@ -202,7 +238,7 @@ def response_graph_ucb(key: jax.Array, means: jax.typing.ArrayLike, delta: float
   src, dst, pop = (jnp.asarray(edges[:, i]) for i in range(3))
 
   def width(cnt):
-    return jnp.sqrt(log_term / (2.0 * jnp.maximum(cnt, 1.0)))
+    return width_fn(cnt, log_term)
 
   def resolved_of(sums, cnt):
     m = sums / jnp.maximum(cnt, 1.0)[None, :]
@@ -237,17 +273,29 @@ def response_graph_ucb(key: jax.Array, means: jax.typing.ArrayLike, delta: float
   return ResponseGraphEstimate(graph, res, conf, used, cnt, m, jnp.asarray(edges))
 
 
+def _least_n(c: float, gap: float, log_term: float) -> int:
+  """The least integer ``n >= 1`` with ``n >= c log(2 / delta_n) / gap^2`` (fixed-point iteration from below)."""
+  n = 1.0
+  for _ in range(200):
+    nxt = c * (log_term + np.log(np.pi ** 2 * n ** 2 / 6.0)) / gap ** 2
+    if nxt <= n:
+      break
+    n = float(np.ceil(nxt))
+  return int(n)
+
+
 def sample_bound(means: jax.typing.ArrayLike, delta: float) -> float:
   """The samples ``response_graph_ucb`` can use on its good event:
-  ``N + 2 sum_edges floor(8 log(2 K N / delta) / Delta_e^2)`` (each pick of an edge samples both
-  endpoints; see ``response_graph_ucb`` for why ``8``)."""
+  ``N + 2 sum_edges n*(Delta_e)``, ``n*`` the least ``n`` with ``n >= 8 log(2 / delta_n) / Delta^2``
+  (each pick of an edge samples both endpoints; see ``response_graph_ucb`` for why ``8``)."""
   mu = np.asarray(means, np.float64)
   shape = mu.shape[1:]
   k_pop, n = len(shape), int(np.prod(shape))
   edges = _edges(shape)
   flat = mu.reshape(k_pop, n)
   gaps = np.abs(flat[edges[:, 2], edges[:, 1]] - flat[edges[:, 2], edges[:, 0]])
-  return float(n + 2 * np.sum(np.floor(8 * np.log(2 * k_pop * n / delta) / gaps**2)))
+  log_term = float(np.log(2 * k_pop * n / delta))
+  return float(n + 2 * sum(_least_n(8.0, float(g), log_term) for g in gaps))
 
 
 # ----------------------------------------------------------------------------- ranking policies

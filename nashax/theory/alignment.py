@@ -1,4 +1,4 @@
-"""Claims about the alignment games of the literature (THEORY.md sections 9, 10, 12, 13, 14; Self-RedTeam).
+"""Claims about the alignment games of the literature (off-switch, consensus game, red-teaming, best-of-N, transformed rewards, DPO rankings).
 
 Each claim measures what a paper's result speaks of on toy instances and
 compares it with the result's bound. All run in float64.
@@ -13,7 +13,7 @@ from scipy import integrate
 
 from nashax.games import alignment as A
 from nashax.theory import _plot
-from nashax.theory.registry import ClaimResult, claim, result_from_ratios
+from nashax.theory.registry import ClaimResult, claim, mutant, result_from_ratios
 
 
 @claim(
@@ -25,17 +25,19 @@ from nashax.theory.registry import ClaimResult, claim, result_from_ratios
              "Monte Carlo with a simulated human agrees within 4 standard errors; the region Delta < 0 grows with "
              "beta_H and as sigma shrinks."),
     source=("Hadfield-Menell, Dragan, Abbeel, Russell, IJCAI 2017 (arXiv:1611.08219), eq. 1, Thm 1, eq. 7; "
-            "THEORY.md section 10 (MC values 0.2668 and 0.1718-0.1721). float64."),
+            "Monte Carlo values 0.2668 and 0.1718-0.1721. float64."),
     cost=8,
+    subject="solver(mu, sigma, beta_h, method=..., num_points=...) -> Delta (the signature of A.off_switch_incentive).",
 )
-def off_switch_incentive(fast: bool, out_dir: str) -> ClaimResult:
+def off_switch_incentive(fast: bool, out_dir: str, solver=None) -> ClaimResult:
+  incentive = A.off_switch_incentive if solver is None else solver
   measured, bound = [], []
   with jax.enable_x64(True):
     mus = np.linspace(-2.0, 2.0, 9)
     sigmas = np.array([0.05, 0.25, 0.5, 1.0, 2.0])
     betas = np.array([0.0, 0.05, 0.25, 0.5, 1.0, 2.0])
     M, S, B = np.meshgrid(mus, sigmas, betas, indexing="ij")
-    f = jax.jit(lambda m, s, b, meth: A.off_switch_incentive(m, s, b, method=meth), static_argnums=3)
+    f = jax.jit(lambda m, s, b, meth: incentive(m, s, b, method=meth), static_argnums=3)
     quad, stein = np.asarray(f(M, S, B, "quadrature")), np.asarray(f(M, S, B, "stein"))
     measured += list(np.abs(quad - stein).ravel()); bound += [1e-6] * quad.size
     closed = np.asarray(f(M[..., 0], S[..., 0], B[..., 0], "closed_form"))
@@ -56,13 +58,13 @@ def off_switch_incentive(fast: bool, out_dir: str) -> ClaimResult:
     mc_rows = []
     for i, b in enumerate((0.0, 0.5)):
       est, se = A.off_switch_monte_carlo(jax.random.key(10 + i), 0.3, 1.0, b, num)
-      ref = float(A.off_switch_incentive(0.3, 1.0, b))
+      ref = float(incentive(0.3, 1.0, b))
       measured.append(abs(float(est) - ref)); bound.append(4.0 * float(se))
       mc_rows.append(f"beta_H={b}: MC {float(est):.4f} +- {float(se):.4f} vs {ref:.4f}")
     sig = np.linspace(0.05, 2.0, 20 if fast else 40)
     bh = np.linspace(0.0, 2.0, 21 if fast else 41)
     SS, BB = np.meshgrid(sig, bh, indexing="ij")
-    D = np.asarray(jax.jit(lambda s, b: A.off_switch_incentive(0.3, s, b, num_points=20_001))(SS, BB))
+    D = np.asarray(jax.jit(lambda s, b: incentive(0.3, s, b, num_points=20_001))(SS, BB))
     neg = D < 0
     grows_beta = int((neg[:, :-1] & ~neg[:, 1:]).sum())   # negative at beta, not at a larger beta
     grows_sigma = int((neg[1:] & ~neg[:-1]).sum())        # negative at sigma, not at a smaller sigma
@@ -81,6 +83,57 @@ def off_switch_incentive(fast: bool, out_dir: str) -> ClaimResult:
                             (path,), 0.0)
 
 
+def _incentive_closed_sign(mu, sigma, beta_h, *, method="quadrature", num_points=40_001):
+  if method == "closed_form":  # bug: + |mu| Phi(-|mu|/sigma)
+    return sigma * A._phi(mu / sigma) + jnp.abs(mu) * A._Phi(-jnp.abs(mu) / sigma)
+  return A.off_switch_incentive(mu, sigma, beta_h, method=method, num_points=num_points)
+
+
+def _incentive_no_baseline(mu, sigma, beta_h, *, method="quadrature", num_points=40_001):
+  out = A.off_switch_incentive(mu, sigma, beta_h, method=method, num_points=num_points)
+  if method == "quadrature":  # bug: E[pi^H(u) u] without subtracting the value max(mu, 0) of acting directly
+    out = out + jnp.maximum(mu, 0.0)
+  return out
+
+
+mutant("off_switch_incentive", "closed_form_sign", "the closed form adds |mu| Phi(-|mu|/sigma) instead of subtracting it")(
+    _incentive_closed_sign)
+mutant("off_switch_incentive", "no_baseline",
+       "the quadrature forgets to subtract max(mu, 0), the value of acting without deferring")(_incentive_no_baseline)
+
+
+_PIKL_WORST = 1e-2  # the worst game's final exploitability must be below this (the median's bound is 1e-3)
+
+
+def _pikl_variant(sum_not_average: bool = False, anchor_current: bool = False):
+  """piKL written like ``A.pikl`` with one bug (see the mutants below)."""
+
+  def pikl(game, num_steps, eta_g=0.1, eta_d=0.1):
+    lg0, ld0 = game.log_gen_init, game.log_disc_init
+
+    def step(carry, t):
+      pi_g, pi_d, sum_g, sum_d, acc_g, acc_d = carry
+      vg, vd = A._regularized_values(game, pi_g, pi_d)
+      expl = A.consensus_exploitability(game, pi_g, pi_d)
+      sum_g, sum_d = sum_g + pi_g, sum_d + pi_d
+      acc_g, acc_d = acc_g + vg, acc_d + vd
+      best_g = t * game.lam_g * jnp.sum(jax.nn.logsumexp(lg0 + 0.5 * sum_d.T / (t * game.lam_g), -1))
+      best_d = t * game.lam_d * jnp.sum(jax.nn.logsumexp(ld0 + 0.5 * sum_g.T / (t * game.lam_d), -1))
+      w = 0.5 if sum_not_average else 0.5 / t  # bug: the cumulative payoff, not the average
+      ag = jnp.log(pi_g) if anchor_current else lg0  # bug: anchored to the current policy, not pi^(1)
+      ad = jnp.log(pi_d) if anchor_current else ld0
+      new_g = jax.nn.softmax((w * sum_d.T + game.lam_g * ag) / (1.0 / (eta_g * t) + game.lam_g), -1)
+      new_d = jax.nn.softmax((w * sum_g.T + game.lam_d * ad) / (1.0 / (eta_d * t) + game.lam_d), -1)
+      return (new_g, new_d, sum_g, sum_d, acc_g, acc_d), (best_g - acc_g, best_d - acc_d, expl)
+
+    z = jnp.zeros((), lg0.dtype)
+    init = (jnp.exp(lg0), jnp.exp(ld0), jnp.zeros_like(lg0), jnp.zeros_like(ld0), z, z)
+    (pg, pd, *_), (rg, rd, ex) = jax.lax.scan(step, init, jnp.arange(1, num_steps + 1, dtype=lg0.dtype))
+    return A.PiKLTrace(pg, pd, rg, rd, ex)
+
+  return pikl
+
+
 def _discordant(a: np.ndarray, b: np.ndarray) -> int:
   """Pairs ordered differently by the scores ``a`` and ``b`` (Kendall's discordant pairs)."""
   da = np.sign(a[:, None] - a[None, :])
@@ -93,22 +146,24 @@ def _discordant(a: np.ndarray, b: np.ndarray) -> int:
     theorem=("piKL on the consensus game: each learner's regret in its regularised utility after t rounds is at "
              "most the FTRL bound KL_max/eta + (G^2/2) sum_{s<=t} 1/(1/eta + lambda (s-1)) = O(log t) (G^2 = 1/2 "
              "for the generator, Y/4 for the discriminator; KL_max = blocks/(2 lambda)); the last iterate's "
-             "exploitability in the regularised game is < 1e-3 by t = 20000 at lambda = eta = 0.1 in the median "
-             "game (THEORY.md says t = 5000 for its toy; on these games the median at 5000 is ~2e-3, and a few games "
-             "with several equilibria converge more slowly; the details give the worst); lambda -> "
+             "exploitability in the regularised game at t = 20000 (lambda = eta = 0.1) is < 1e-2 in every game (the "
+             "worst one: games with several nearby equilibria converge slowly, ~5e-3 on these) and < 1e-3 in the "
+             "median game; lambda -> "
              "infinity keeps the initial rankings (ER-G and ER-D orders equal the initial ones)."),
     source=("Jacob, Shen, Farina, Andreas, ICLR 2024 (arXiv:2310.09139), sec. 3 (piKL, equilibrium ranking); "
-            "THEORY.md section 14; the regret bound is the strongly convex FTRL bound (Orabona, 'A Modern "
+            "the regret bound is the strongly convex FTRL bound (Orabona, 'A Modern "
             "Introduction to Online Learning', ch. 7) with Pinsker's 1-strong convexity of KL, derived here. float64."),
+    subject="solver(game, num_steps, eta_g, eta_d) -> PiKLTrace (the signature of A.pikl).",
 )
-def consensus_game_pikl(fast: bool, out_dir: str) -> ClaimResult:
+def consensus_game_pikl(fast: bool, out_dir: str, solver=None) -> ClaimResult:
+  pikl = A.pikl if solver is None else solver
   n_games = 3 if fast else 10
   Y, T, lam, eta = 6, 20_000, 0.1, 0.1
   measured, bound, curves = [], [], []
   with jax.enable_x64(True):
     keys = jax.random.split(jax.random.key(3), n_games)
     games = jax.vmap(lambda k: A.random_consensus_game(k, Y, lam))(keys)
-    tr = jax.jit(jax.vmap(lambda g: A.pikl(g, T, eta, eta)))(games)
+    tr = jax.jit(jax.vmap(lambda g: pikl(g, T, eta, eta)))(games)
     t = np.arange(1, T + 1)
     harmonic = np.cumsum(1.0 / (1.0 / eta + lam * (t - 1)))
     bound_g = 2 / (2 * lam) / eta + 0.5 * 0.5 * harmonic
@@ -119,9 +174,10 @@ def consensus_game_pikl(fast: bool, out_dir: str) -> ClaimResult:
       measured += list(rd[9::10]); bound += list(bound_d[9::10])
       curves.append((rg, rd))
     final = np.asarray(tr.exploitability[:, -1])
+    measured.append(float(np.max(final))); bound.append(_PIKL_WORST)
     measured.append(float(np.median(final))); bound.append(1e-3)
     big = jax.vmap(lambda k: A.random_consensus_game(k, Y, 1e4))(keys)
-    tb = jax.jit(jax.vmap(lambda g: A.pikl(g, 500, eta, eta)))(big)
+    tb = jax.jit(jax.vmap(lambda g: pikl(g, 500, eta, eta)))(big)
     for i in range(n_games):
       erg, erd = A.equilibrium_ranking(tb.pi_g[i], tb.pi_d[i])
       measured.append(_discordant(np.asarray(erg), np.asarray(big.log_gen_init[i, 0])))
@@ -144,12 +200,17 @@ def consensus_game_pikl(fast: bool, out_dir: str) -> ClaimResult:
                             (path,), 0.0)
 
 
+mutant("consensus_game_pikl", "summed_payoff", "Q is the cumulative payoff sum_tau pi^(tau) / 2 instead of its average")(
+    _pikl_variant(sum_not_average=True))
+mutant("consensus_game_pikl", "anchor_current", "the KL anchor is the current policy instead of the initial pi^(1)")(
+    _pikl_variant(anchor_current=True))
+
+
 @claim(
     "red_teaming_safety_guarantee",
     theorem=("Attacker/defender red-teaming game (zero-sum): the LP value is 0 exactly when a defence safe on "
              "every prompt exists (a combinatorial check), and then the equilibrium defender is safe against every "
-             "prompt (worst-case loss <= 1e-9); otherwise the value is > 0 and no defence does better; the mixed "
-             "guarantee is never worse than the best pure defence; an extragradient defender's worst-case loss "
+             "prompt (worst-case loss <= 1e-9); otherwise the value is > 0 and no defence does better; an extragradient defender's worst-case loss "
              "exceeds the LP value by at most its duality-gap certificate."),
     source=("Liu et al., 'Chasing Moving Targets with Online Self-Play RL for Safer Language Models' (Self-RedTeam, "
             "arXiv:2506.07468): at a Nash equilibrium of the zero-sum attacker/defender game the defender is safe "
@@ -161,7 +222,7 @@ def red_teaming_safety_guarantee(fast: bool, out_dir: str) -> ClaimResult:
 
   n = 20 if fast else 100
   steps = 2000 if fast else 5000
-  measured, bound, pts = [], [], []
+  measured, bound, pts, duality = [], [], [], []
   with jax.enable_x64(True):
     solver = solvers.extragradient(0.5)
     runner = jax.jit(lambda g, k: run(solver, g, k, num_steps=steps, every=steps))
@@ -176,7 +237,7 @@ def red_teaming_safety_guarantee(fast: bool, out_dir: str) -> ClaimResult:
         measured += [abs(v), worst_ne]; bound += [1e-9, 1e-9]
       else:
         measured.append(1e-300 / max(v, 1e-300)); bound.append(0.5)
-      measured.append(v - pure); bound.append(1e-12)
+      duality.append(v - pure)  # weak duality (v <= best pure defence) holds for any LP value: a sanity check
       if not safe:  # (with a safe defence the certificate check is an identity: v = 0 = min_d x^T S e_d)
         state, trace = runner(game, jax.random.key(seed))
         y = state.profile[1]
@@ -193,7 +254,8 @@ def red_teaming_safety_guarantee(fast: bool, out_dir: str) -> ClaimResult:
   path = _plot.save(fig, out_dir, "red_teaming_safety_guarantee")
   details = (f"{n} random games (8 prompts, 3 observations, refusal cost 0.5), {int(pts[:, 2].sum())} with a safe "
              f"defence; extragradient {steps} steps; mixed strictly better than pure in "
-             f"{int((pts[:, 1] < pts[:, 0] - 1e-9).sum())}; float64")
+             f"{int((pts[:, 1] < pts[:, 0] - 1e-9).sum())}; sanity (not counted: weak duality holds for any "
+             f"value): max(v - best pure) = {max(duality):.1e}; float64")
   return result_from_ratios("red_teaming_safety_guarantee", np.array(measured, float), np.array(bound, float),
                             details, (path,), 0.0)
 
@@ -205,10 +267,13 @@ def red_teaming_safety_guarantee(fast: bool, out_dir: str) -> ClaimResult:
              "e^{t c} has W = 1/(1-e^{-t}) - 1/t and KL = t W - log((e^t-1)/t) (t = 5: 0.80678, 0.65012); BoN of "
              "the tilt against BoN of the base wins int c^N dG^N (MC within 4 SE); at equal KL the tilt wins at "
              "least as often as BoN (Gibbs variational principle)."),
-    source=("Balashankar et al., InfAlign, ICML 2025 (arXiv:2412.19792); Beirami et al. 2024 (BoN KL); THEORY.md "
-            "section 13 (BoN(4) Monte Carlo 0.8004). Quadrature by scipy. float64."),
+    source=("Balashankar et al., InfAlign, ICML 2025 (arXiv:2412.19792); Beirami et al. 2024 (BoN KL); "
+            "BoN(4) Monte Carlo 0.8004. Quadrature by scipy. float64."),
+    subject=("solver = {'bon_win_rate', 'bon_kl', 'tilted_win_rate', 'tilted_kl'}: the closed forms of "
+             "nashax.games.alignment, each a function of N or t."),
 )
-def best_of_n_win_rate(fast: bool, out_dir: str) -> ClaimResult:
+def best_of_n_win_rate(fast: bool, out_dir: str, solver=None) -> ClaimResult:
+  F = _BON if solver is None else solver
   from scipy.optimize import brentq
 
   measured, bound = [], []
@@ -217,10 +282,10 @@ def best_of_n_win_rate(fast: bool, out_dir: str) -> ClaimResult:
   with jax.enable_x64(True):
     for N in Ns:
       w_quad = integrate.quad(lambda c: c * N * c ** (N - 1), 0, 1, epsabs=1e-13)[0]
-      measured.append(abs(w_quad - float(A.bon_win_rate(N)))); bound.append(1e-9)
+      measured.append(abs(w_quad - float(F["bon_win_rate"](N)))); bound.append(1e-9)
       kl_quad = integrate.quad(lambda c: N * c ** (N - 1) * np.log(N * c ** (N - 1)) if c > 0 else 0.0, 0, 1,
                                epsabs=1e-12, limit=200)[0]
-      measured.append(abs(kl_quad - float(A.bon_kl(N)))); bound.append(1e-7)
+      measured.append(abs(kl_quad - float(F["bon_kl"](N)))); bound.append(1e-7)
       k1, k2 = jax.random.split(jax.random.key(N))
       best = jnp.max(jax.random.normal(k1, (num, N)), -1)
       opp = jax.random.normal(k2, (num,))
@@ -230,8 +295,8 @@ def best_of_n_win_rate(fast: bool, out_dir: str) -> ClaimResult:
       dens = lambda c, t=t: t * np.exp(t * c) / np.expm1(t)
       w = integrate.quad(lambda c: c * dens(c), 0, 1, epsabs=1e-13)[0]
       kl = integrate.quad(lambda c: dens(c) * np.log(dens(c)), 0, 1, epsabs=1e-13)[0]
-      measured += [abs(w - float(A.tilted_win_rate(t))), abs(kl - float(A.tilted_kl(t)))]; bound += [1e-9, 1e-9]
-    measured += [abs(float(A.tilted_win_rate(5.0)) - 0.80678), abs(float(A.tilted_kl(5.0)) - 0.65012)]
+      measured += [abs(w - float(F["tilted_win_rate"](t))), abs(kl - float(F["tilted_kl"](t)))]; bound += [1e-9, 1e-9]
+    measured += [abs(float(F["tilted_win_rate"](5.0)) - 0.80678), abs(float(F["tilted_kl"](5.0)) - 0.65012)]
     bound += [5e-6, 5e-6]
     # BoN_N(pi_t) vs BoN_N(pi_ref): W = int c^N d(G^N), G(c) = (e^{tc}-1)/(e^t-1).
     t = 2.0
@@ -248,16 +313,16 @@ def best_of_n_win_rate(fast: bool, out_dir: str) -> ClaimResult:
     # At equal KL the tilt (KL-optimal for E[c]) wins at least as often as best-of-N.
     curve = []
     for N in Ns[1:]:
-      kl_n = float(A.bon_kl(N))
-      t_star = brentq(lambda x: float(A.tilted_kl(x)) - kl_n, 1e-6, 200.0, xtol=1e-14)
-      w_t = float(A.tilted_win_rate(t_star))
-      measured.append(float(A.bon_win_rate(N)) / w_t); bound.append(1.0 + 1e-12)
-      curve.append((kl_n, float(A.bon_win_rate(N)), w_t))
+      kl_n = float(F["bon_kl"](N))
+      t_star = brentq(lambda x: float(F["tilted_kl"](x)) - kl_n, 1e-6, 200.0, xtol=1e-14)
+      w_t = float(F["tilted_win_rate"](t_star))
+      measured.append(float(F["bon_win_rate"](N)) / w_t); bound.append(1.0 + 1e-12)
+      curve.append((kl_n, float(F["bon_win_rate"](N)), w_t))
   ts = np.linspace(0.05, 40, 400)
   fig, ax = _plot.figure()
-  ax.plot(np.asarray(A.tilted_kl(ts)), np.asarray(A.tilted_win_rate(ts)), label="exponential tilt e^{tc} (CTRL, N=1)")
+  ax.plot(np.asarray(F["tilted_kl"](ts)), np.asarray(F["tilted_win_rate"](ts)), label="exponential tilt e^{tc} (CTRL, N=1)")
   ns = np.arange(1, 65)
-  ax.plot(np.asarray(A.bon_kl(ns)), np.asarray(A.bon_win_rate(ns)), "o", ms=3, label="best-of-N")
+  ax.plot(np.asarray(F["bon_kl"](ns)), np.asarray(F["bon_win_rate"](ns)), "o", ms=3, label="best-of-N")
   ax.set_xlabel("KL(pi || pi_ref)"); ax.set_ylabel("win rate against pi_ref")
   ax.set_title("win rate vs KL: tilt (KL-optimal) and best-of-N", fontsize=10)
   ax.legend(fontsize=8)
@@ -266,6 +331,16 @@ def best_of_n_win_rate(fast: bool, out_dir: str) -> ClaimResult:
              f"equal-KL comparison {[(round(a, 3), round(b, 4), round(c, 4)) for a, b, c in curve]}; float64")
   return result_from_ratios("best_of_n_win_rate", np.array(measured, float), np.array(bound, float), details,
                             (path,), 0.0)
+
+
+_BON = {"bon_win_rate": A.bon_win_rate, "bon_kl": A.bon_kl, "tilted_win_rate": A.tilted_win_rate,
+        "tilted_kl": A.tilted_kl}
+
+
+mutant("best_of_n_win_rate", "win_rate_off_by_one", "best-of-N's win rate (N+1)/(N+2) (N off by one)")(
+    {**_BON, "bon_win_rate": lambda n: (jnp.asarray(n, float) + 1.0) / (jnp.asarray(n, float) + 2.0)})
+mutant("best_of_n_win_rate", "kl_off_by_one", "KL(BoN || pi_ref) = log N - (N+1)/N instead of log N - (N-1)/N")(
+    {**_BON, "bon_kl": lambda n: jnp.log(jnp.asarray(n, float)) - (jnp.asarray(n, float) + 1.0) / jnp.asarray(n, float)})
 
 
 def _tilt(u, gamma):
@@ -280,15 +355,18 @@ def _kl_uniform(p):
 
 @claim(
     "transformed_rewards_and",
-    theorem=("Summed log-sigmoid-centred rewards are log P(all properties good): the identity sum log sigma = "
-             "log prod sigma holds to 1e-12, and the KL-optimal policy for u_LSC at gamma = 1 is pi_0 conditioned "
+    theorem=("Summed log-sigmoid-centred rewards are log P(all properties good): lsc_transform equals the closed "
+             "form log sigma(r_i - ref_i) written apart (exact regression, 1e-12; the identity sum log sigma = log prod "
+             "sigma itself is not the claim), and the KL-optimal policy for u_LSC at gamma = 1 is pi_0 conditioned "
              "on all properties good (rejection sampling with simulated Bernoulli judgements agrees within 4.5 "
              "standard errors per response); with a spurious response (r1 = 6, r2 = -3), at equal KL from pi_0 "
              "the LSC policy has a higher P(all good) than the plain-sum policy."),
     source=("Wang et al., 'Transforming and Combining Rewards for Aligning LLMs', ICML 2024 (arXiv:2402.00742); "
-            "THEORY.md section 12 (reference reward: the median under pi_0). float64."),
+            "reference reward: the median under pi_0. float64."),
+    subject="solver(rewards [U, K], reference [U, 1]) -> [U, K]: the log-sigmoid-centred transform (A.lsc_transform).",
 )
-def transformed_rewards_and(fast: bool, out_dir: str) -> ClaimResult:
+def transformed_rewards_and(fast: bool, out_dir: str, solver=None) -> ClaimResult:
+  lsc_transform = A.lsc_transform if solver is None else solver
   from scipy.optimize import brentq
 
   n_inst = 50 if fast else 200
@@ -300,7 +378,7 @@ def transformed_rewards_and(fast: bool, out_dir: str) -> ClaimResult:
       r = rng.normal(size=(2, K))
       r[0, 0], r[1, 0] = 6.0, -3.0
       ref = np.median(r, axis=1)
-      lsc = np.asarray(A.lsc_transform(jnp.asarray(r), jnp.asarray(ref)[:, None]))
+      lsc = np.asarray(lsc_transform(jnp.asarray(r), jnp.asarray(ref)[:, None]))
       g = np.prod(1.0 / (1.0 + np.exp(-(r - ref[:, None]))), axis=0)
       measured.append(float(np.max(np.abs(lsc.sum(0) - np.log(g))))); bound.append(1e-12)
       lref = jnp.full((K,), -np.log(K))
@@ -334,23 +412,39 @@ def transformed_rewards_and(fast: bool, out_dir: str) -> ClaimResult:
                             (path,), 0.0)
 
 
+def _lsc_uncentred(rewards, reference):
+  return jax.nn.log_sigmoid(rewards)  # bug: the reference reward is not subtracted
+
+
+def _lsc_sigmoid(rewards, reference):
+  return jax.nn.sigmoid(rewards - reference)  # bug: sigma instead of log sigma
+
+
+mutant("transformed_rewards_and", "uncentred", "log sigma(r) without subtracting the reference reward")(_lsc_uncentred)
+mutant("transformed_rewards_and", "sigmoid_not_log", "sigma(r - ref) instead of log sigma(r - ref)")(_lsc_sigmoid)
+
+
 @claim(
     "dpo_ranking_accuracy",
     theorem=("The idealised ranking accuracy R* of Thm 3.1 equals the ranking accuracy of the DPO optimum computed "
              "by Newton's method on the DPO loss (solvers.dpo_optimum; exact equality up to ties), and is above "
-             "that of pi_ref by at least 5% (relative); after gradient DPO, a pair is ranked correctly iff its DPO loss <= -log sigma(beta c) "
-             "(Thm 4.1, no exception); the paper's worked thresholds: beta = 0.1, c = 5 -> 0.474; c = 30 -> 0.049."),
+             "that of pi_ref by at least 5% (relative); the paper's worked thresholds: beta = 0.1, c = 5 -> 0.474; c = 30 -> 0.049."),
     source=("Chen et al., 'Preference Learning Algorithms Do Not Learn Preference Rankings', NeurIPS 2024 "
-            "(arXiv:2405.19534), Thm 3.1, Thm 4.1 and its worked example; THEORY.md section 9. float64."),
+            "(arXiv:2405.19534), Thm 3.1, Thm 4.1 and its worked example. Thm 4.1's iff (correct ranking iff the "
+            "DPO loss <= -log sigma(beta c)) is an identity (both sides are the same inequality): it is reported as a "
+            "sanity check, not counted. float64."),
     cost=8,
+    subject=("solver(log_ref_w, log_ref_l, alpha, beta) -> []: the idealised ranking accuracy of Thm 3.1 "
+             "(A.idealized_ranking_accuracy)."),
 )
-def dpo_ranking_accuracy(fast: bool, out_dir: str) -> ClaimResult:
+def dpo_ranking_accuracy(fast: bool, out_dir: str, solver=None) -> ClaimResult:
+  idealized = A.idealized_ranking_accuracy if solver is None else solver
   from nashax.games import bradley_terry
   from nashax.solvers import dpo_optimum, losses
 
   K, D = 20, 2000
   n_inst = 3 if fast else 10
-  measured, bound, flips = [], [], []
+  measured, bound, flips, iff_exceptions = [], [], [], []
   measured += [abs(float(A.dpo_correct_iff_threshold(0.0, 5.0, 0.1)) - 0.474),
                abs(float(A.dpo_correct_iff_threshold(0.0, 30.0, 0.1)) - 0.049)]
   bound += [5e-4, 5e-4]
@@ -381,7 +475,7 @@ def dpo_ranking_accuracy(fast: bool, out_dir: str) -> ClaimResult:
       win = rng.uniform(size=len(i)) < alpha_ij
       w, l = np.where(win, i, j), np.where(win, j, i)
       alpha = 1.0 / (1.0 + np.exp(-(r[w] - r[l])))
-      r_star = float(A.idealized_ranking_accuracy(log_ref[w], log_ref[l], alpha, beta))
+      r_star = float(idealized(log_ref[w], log_ref[l], alpha, beta))
       game = bradley_terry(r).regularized(beta, np.exp(log_ref))
       pi = np.asarray(optimum(game))
       r_opt = float(A.ranking_accuracy(np.log(pi[w]), np.log(pi[l])))
@@ -400,7 +494,7 @@ def dpo_ranking_accuracy(fast: bool, out_dir: str) -> ClaimResult:
       thr = np.asarray(A.dpo_correct_iff_threshold(lw, ll, beta))
       correct = np.asarray(lp[w] >= lp[l])
       clear = np.abs(per - thr) > 1e-12
-      measured.append(float((correct[clear] != (per[clear] <= thr[clear])).sum())); bound.append(0.5)
+      iff_exceptions.append(int((correct[clear] != (per[clear] <= thr[clear])).sum()))  # identity: not counted
       c = np.asarray(ll - lw)
       flips.append((c, correct))
   fig, ax = _plot.figure()
@@ -417,6 +511,22 @@ def dpo_ranking_accuracy(fast: bool, out_dir: str) -> ClaimResult:
   ax.set_title("gradient DPO rarely flips pairs the reference ranks badly", fontsize=10)
   path = _plot.save(fig, out_dir, "dpo_ranking_accuracy")
   details = (f"{n_inst} instances: K = {K} responses, Dirichlet(0.5) pi_ref, BT rewards N(0, 4), {D} sampled pairs, "
-             f"beta = 0.1; Newton DPO optimum; gradient DPO (lr 5) then the Thm 4.1 iff per pair; float64")
+             f"beta = 0.1; Newton DPO optimum; gradient DPO (lr 5), then the Thm 4.1 iff per pair (sanity, not "
+             f"counted: {sum(iff_exceptions)} exceptions); float64")
   return result_from_ratios("dpo_ranking_accuracy", np.array(measured, float), np.array(bound, float), details,
                             (path,), 0.0)
+
+
+def _ideal_beta_times(log_ref_w, log_ref_l, alpha, beta, weights=None):
+  lhs = log_ref_w + (jnp.log(alpha) - jnp.log1p(-alpha)) * beta  # bug: (alpha/(1-alpha))^beta, not ^(1/beta)
+  return jnp.mean((lhs >= log_ref_l).astype(jnp.result_type(float)))
+
+
+def _ideal_odds_flipped(log_ref_w, log_ref_l, alpha, beta, weights=None):
+  lhs = log_ref_w + (jnp.log1p(-alpha) - jnp.log(alpha)) / beta  # bug: the odds (1-alpha)/alpha
+  return jnp.mean((lhs >= log_ref_l).astype(jnp.result_type(float)))
+
+
+mutant("dpo_ranking_accuracy", "beta_times", "the preference odds raised to beta instead of 1/beta")(_ideal_beta_times)
+mutant("dpo_ranking_accuracy", "odds_flipped", "the odds (1 - alpha)/alpha in place of alpha/(1 - alpha)")(
+    _ideal_odds_flipped)

@@ -1,4 +1,4 @@
-"""Claims about f-divergence objectives (THEORY.md section 8): f-DPG, f-DPO, f-regularised games.
+"""Claims about f-divergence objectives: f-DPG, f-DPO, f-regularised games.
 
 All run in float64 on random tabular instances and start from random logits.
 """
@@ -19,7 +19,9 @@ from nashax.core.games import TargetDistribution
 from nashax.core.solver import run, solve
 from nashax.solvers import losses
 from nashax.theory import _plot
-from nashax.theory.registry import ClaimResult, claim, result_from_ratios
+from nashax.solvers import fdiv as FD
+from nashax.theory._mutate import swap_step
+from nashax.theory.registry import ClaimResult, claim, mutant, result_from_ratios
 
 # Every divergence the claims sweep: the six named ones and four members of the alpha family.
 SWEEP = tuple((n, None) for n in D.NAMES if n != "alpha") + (("alpha", -1.0), ("alpha", 0.3), ("alpha", 0.5),
@@ -36,15 +38,17 @@ def _label(name, a):
     theorem=("Every generator f is convex with f(1) = 0, and with its conjugate f* satisfies Fenchel-Young: "
              "f(t) + f*(u) >= t u for all t >= 0 and u, with equality at u = f'(t)."),
     source=("Go et al., ICML 2023 (arXiv:2302.08215), Table 1; Wang et al., ICLR 2024 (arXiv:2309.16240); "
-            "Nowozin et al., f-GAN, NeurIPS 2016, Table 1 (conjugates); THEORY.md section 8. float64."),
+            "Nowozin et al., f-GAN, NeurIPS 2016, Table 1 (conjugates). float64."),
+    subject="solver(name, alpha) -> Divergence: the divergence table (the signature of core.divergences.get).",
 )
-def divergence_axioms(fast: bool, out_dir: str) -> ClaimResult:
+def divergence_axioms(fast: bool, out_dir: str, solver=None) -> ClaimResult:
+  get = D.get if solver is None else solver
   n = 2_000 if fast else 20_000
   rng = np.random.default_rng(0)
   viol, tols, names = [], [], []
   with jax.enable_x64(True):
     for name, a in SWEEP:
-      d = D.get(name, a)
+      d = get(name, a)
       s = rng.uniform(-6, 6, n)
       s2 = rng.uniform(-6, 6, n)
       t, t2 = jnp.exp(s), jnp.exp(s2)
@@ -85,7 +89,7 @@ def _targets(n: int, seeds: int):
              "(|X| = 50) from random logits; and its Euclidean step is exactly -lr grad_theta D_f(pi_theta || p) "
              "(relative error <= 1e-8), reverse-KL f-DPG being RLHF's gradient -(1/beta) grad(E r - beta KL(pi||a))."),
     source=("Go et al., ICML 2023 (arXiv:2302.08215), Theorem 1 (the f-DPG gradient) and Sec. 3 (RLHF as reverse "
-            "KL to a e^{r/beta}); THEORY.md section 8 (toy verifier, tolerance 1e-4). float64."),
+            "KL to a e^{r/beta}). float64."),
     cost=11,
 )
 def f_dpg_reaches_target(fast: bool, out_dir: str) -> ClaimResult:
@@ -197,7 +201,7 @@ def _fit_product(d, target, v, key, steps=3000):
              "entropy, forward KL the lowest reward and the highest entropy, and Jensen-Shannon lies between "
              "(ratios reward(FKL)/reward(JS), reward(JS)/reward(RKL), H(RKL)/H(JS), H(JS)/H(FKL) <= 1)."),
     source=("Go et al., ICML 2023 (arXiv:2302.08215), Sec. 5 and Fig. 2 (RKL: alignment with low diversity; "
-            "forward KL: diversity with low alignment; JS in between); THEORY.md section 8. Tabular reproduction "
+            "forward KL: diversity with low alignment; JS in between). Tabular reproduction "
             "with a product policy over 2-token sequences (the paper's models are also misspecified). float64."),
 )
 def f_dpg_alignment_diversity(fast: bool, out_dir: str) -> ClaimResult:
@@ -240,12 +244,12 @@ def f_dpg_alignment_diversity(fast: bool, out_dir: str) -> ClaimResult:
 # ----------------------------------------------------------------------------- f-DPO and the f-regularised game
 
 
-def _fdpo_population_loss(logits, r, log_ref, beta, d):
+def _fdpo_population_loss(logits, r, log_ref, beta, d, loss_fn=losses.f_dpo_loss):
   """Expected f-DPO loss with pairs y, y' ~ ref and Bradley-Terry labels from r."""
   lp = jax.nn.log_softmax(logits)
   ref = jnp.exp(log_ref)
   w = ref[:, None] * ref[None, :] * jax.nn.sigmoid(r[:, None] - r[None, :])  # P(y wins over y') mass
-  loss = losses.f_dpo_loss(lp[:, None], lp[None, :], log_ref[:, None], log_ref[None, :], beta, d)
+  loss = loss_fn(lp[:, None], lp[None, :], log_ref[:, None], log_ref[None, :], beta, d)
   return jnp.sum(w * loss)
 
 
@@ -254,10 +258,12 @@ def _fdpo_population_loss(logits, r, log_ref, beta, d):
     theorem=("f-DPO with exact Bradley-Terry data from r*: its population minimiser pi satisfies "
              "beta f'(pi/pi_ref)(y) - r*(y) = const across y (deviation <= 1e-6), i.e. pi is the maximiser "
              "of E_pi r* - beta D_f(pi || pi_ref) (divergences.regularized_argmax)."),
-    source=("Wang et al., ICLR 2024 (arXiv:2309.16240), Theorem 1 (KKT: r = beta f'(pi*/pi_ref) + const); "
-            "THEORY.md section 8 (toy verifier, tolerance 1e-6). float64."),
+    source=("Wang et al., ICLR 2024 (arXiv:2309.16240), Theorem 1 (KKT: r = beta f'(pi*/pi_ref) + const). float64."),
+    subject=("solver(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta, divergence) -> loss: the f-DPO "
+             "loss (the signature of losses.f_dpo_loss)."),
 )
-def f_dpo_optimum(fast: bool, out_dir: str) -> ClaimResult:
+def f_dpo_optimum(fast: bool, out_dir: str, solver=None) -> ClaimResult:
+  loss_fn = losses.f_dpo_loss if solver is None else solver
   seeds = 2 if fast else 5
   n, beta = 6, 0.5
   devs, gaps, labs = [], [], []
@@ -265,7 +271,7 @@ def f_dpo_optimum(fast: bool, out_dir: str) -> ClaimResult:
     # f'(0) finite for chi^2 and alpha < 0: the optimum may sit on the boundary, where logits cannot reach.
     sweep = [(name, a) for name, a in STRICT if not (name == "chi_squared" or (name == "alpha" and a < 0))]
     members = [D.get(name, a) for name, a in sweep]  # one compile per function for all of them
-    f = jax.jit(lambda th, r, lref, d: _fdpo_population_loss(th, r, lref, beta, d))
+    f = jax.jit(lambda th, r, lref, d: _fdpo_population_loss(th, r, lref, beta, d, loss_fn))
     gr, he = jax.jit(jax.grad(f)), jax.jit(jax.hessian(f))
 
     @jax.jit
@@ -307,11 +313,13 @@ def f_dpo_optimum(fast: bool, out_dir: str) -> ClaimResult:
              "for reverse KL the game's gap equals the KL-regularised game's gap at random profiles (to 1e-12) and "
              "the solver's equilibrium is the KL-regularised Nash equilibrium (distance <= 1e-5)."),
     source=("Munos et al., ICML 2024 (arXiv:2312.00886), the regularised game and its unique equilibrium; the "
-            "gap is exact via the f-DPO best response (Wang et al. 2024, Thm. 1); THEORY.md sections 0 and 8. "
+            "gap is exact via the f-DPO best response (Wang et al. 2024, Thm. 1). "
             "float64."),
     cost=10,
+    subject="solver(eta=None) -> Solver: mirror-prox on the f-regularised game (the signature of solvers.f_extragradient).",
 )
-def f_game_equilibrium(fast: bool, out_dir: str) -> ClaimResult:
+def f_game_equilibrium(fast: bool, out_dir: str, solver=None) -> ClaimResult:
+  factory = solvers.f_extragradient if solver is None else solver
   from nashax.core import metrics
   from nashax.core.games import FRegularizedGame
 
@@ -331,7 +339,7 @@ def f_game_equilibrium(fast: bool, out_dir: str) -> ClaimResult:
     @jax.jit
     def sweep(d):
       def one(g, key):
-        st, tr = run(solvers.f_extragradient(), g, key, num_steps=steps, every=every, metric_fn=metrics.duality_gap)
+        st, tr = run(factory(), g, key, num_steps=steps, every=every, metric_fn=metrics.duality_gap)
         return st.profile[0], tr
       # The divergence is shared by the batch (an unbatched switch index: only its member runs).
       return jax.vmap(one, in_axes=(FRegularizedGame(0, 0, 0, None), 0))(FRegularizedGame(p, bs, lr, d), keys)
@@ -373,3 +381,72 @@ def f_game_equilibrium(fast: bool, out_dir: str) -> ClaimResult:
   return result_from_ratios("f_game_equilibrium", np.array(gaps + same + dists),
                             np.array([1e-9] * len(gaps) + [1e-12] * len(same) + [1e-5] * len(dists)), details,
                             (path,), 0.0)
+
+
+def _feg_no_extrapolation(hp, game, state):
+  g = FD._fgame(game)
+  tx, ty = state.logits
+  x, y = state.profile
+  eta = FD._feg_eta(hp, g)
+  nx = tx + eta * FD._field(g, eta, tx, y)  # bug: one simultaneous mirror step, no extrapolation
+  ny = ty + eta * FD._field(g, eta, ty, x)
+  return FD.FGameState(state.step + 1, state.oracle_calls + 2, (jax.nn.softmax(nx), jax.nn.softmax(ny)),
+                       (nx, ny), state.key)
+
+
+def _feg_wrong_opponent(hp, game, state):
+  g = FD._fgame(game)
+  tx, ty = state.logits
+  x, y = state.profile
+  eta = FD._feg_eta(hp, g)
+  hx = tx + eta * FD._field(g, eta, tx, y)
+  hy = ty + eta * FD._field(g, eta, ty, x)
+  nx = tx + eta * FD._field(g, eta, hx, y)  # bug: the correction uses the old opponent y_t, not y_{t+1/2}
+  ny = ty + eta * FD._field(g, eta, hy, x)
+  return FD.FGameState(state.step + 1, state.oracle_calls + 4, (jax.nn.softmax(nx), jax.nn.softmax(ny)),
+                       (nx, ny), state.key)
+
+
+mutant("f_game_equilibrium", "no_extrapolation", "simultaneous mirror descent: the extrapolated point is missing")(
+    swap_step(solvers.f_extragradient, _feg_no_extrapolation, "no_extrapolation"))
+mutant("f_game_equilibrium", "stale_opponent", "the correction step evaluates against the old opponent y_t")(
+    swap_step(solvers.f_extragradient, _feg_wrong_opponent, "stale_opponent"))
+
+
+def _rkl_conj_no_shift(alpha, u):
+  return jnp.exp(u)  # bug: f*(u) = e^{u - 1} for f = t log t
+
+
+def _fkl_fp_sign(alpha, s):
+  return jnp.exp(-s)  # bug: f'(t) = -1/t for f = -log t
+
+
+def _get_wrong_rkl(name, alpha=None):
+  if name == "reverse_kl":
+    return D.Divergence("reverse_kl", D._rkl_f, D._rkl_fp, D._rkl_link, _rkl_conj_no_shift, D._rkl_inv, D._zero,
+                        D._inf)
+  return D.get(name, alpha)
+
+
+def _get_wrong_fkl(name, alpha=None):
+  if name == "forward_kl":
+    return D.Divergence("forward_kl", D._fkl_f, _fkl_fp_sign, D._fkl_link, D._fkl_conj, D._fkl_inv, D._inf, D._zero)
+  return D.get(name, alpha)
+
+
+mutant("divergence_axioms", "rkl_conjugate_shift", "reverse KL's conjugate e^u instead of e^(u-1)")(_get_wrong_rkl)
+mutant("divergence_axioms", "fkl_derivative_sign", "forward KL's f'(t) = +1/t instead of -1/t")(_get_wrong_fkl)
+
+
+def _fdpo_log_ratio(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta, divergence):
+  # bug: DPO's implicit reward beta log(pi/ref) whatever f is
+  return losses.dpo_loss(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta)
+
+
+def _fdpo_swapped(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta, divergence):
+  # bug: the reference log-probabilities are passed in the policy's place and vice versa
+  return losses.f_dpo_loss(ref_chosen, ref_rejected, logp_chosen, logp_rejected, beta, divergence)
+
+
+mutant("f_dpo_optimum", "log_ratio_reward", "DPO's beta log(pi/pi_ref) as the implicit reward for every f")(_fdpo_log_ratio)
+mutant("f_dpo_optimum", "policy_ref_swapped", "f'(pi_ref/pi) instead of f'(pi/pi_ref) (arguments swapped)")(_fdpo_swapped)

@@ -10,10 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from nashax import games, solvers
+from nashax.core import simplex
 from nashax.core.metrics import duality_gap
 from nashax.core.solver import run
+from nashax.solvers import _common as C
+from nashax.solvers import equilibrium as E
 from nashax.theory import _plot
-from nashax.theory.registry import claim, result_from_ratios
+from nashax.theory._mutate import swap_step
+from nashax.theory.registry import claim, mutant, result_from_ratios
 
 
 def _gap_trace(game, state):
@@ -31,9 +35,11 @@ def _batch_run(solver, gs, keys, num_steps, every):
              "gap <= [(D_x + D_y)/eta + 2 eta N (b-a)^2/8] / N, N = t+1, D = max_i -log x_0(i), "
              "payoffs in [a, b]."),
     source=("Freund & Schapire 1999; Cesa-Bianchi & Lugosi 2006, Thm 2.2 (Hoeffding-lemma regret bound); "
-            "THEORY.md section 0b."),
+            "Freund & Schapire, Games Econ. Behav. 29 (1999)."),
+    subject="solver(eta) -> Solver: Hedge / MWU for both players, profile = average iterate (solvers.mwu).",
 )
-def hedge_average_gap(fast: bool, out_dir: str):
+def hedge_average_gap(fast: bool, out_dir: str, solver=None):
+  factory = solvers.mwu if solver is None else solver
   sizes = (3, 8) if fast else (3, 8, 32)
   seeds = 4 if fast else 16
   horizon = 2_000 if fast else 20_000
@@ -44,7 +50,7 @@ def hedge_average_gap(fast: bool, out_dir: str):
   def size_run(n, key, eta):  # games, run and initial profiles of one size: one compile
     keys = jax.random.split(key, 2 * seeds)
     gs = jax.vmap(lambda k: games.random_zero_sum(k, n, n))(keys[:seeds])
-    solver = solvers.mwu(eta)
+    solver = factory(eta)
     _, gaps = _batch_run(solver, gs, keys[seeds:], horizon, every)
     return gs, gaps, jax.vmap(solver.init)(gs, keys[seeds:]).profile
 
@@ -71,10 +77,12 @@ def hedge_average_gap(fast: bool, out_dir: str):
     theorem=("Extragradient / mirror-prox with eta = 1/L: the average of the half-iterates w_0..w_{T-1} has "
              "duality gap <= max_u D(u, z_0) / (eta T); D = KL with L = max|A_ij| (entropic), "
              "D = |.|^2/2 with L = ||A||_2 (Euclidean)."),
-    source="Nemirovski 2004, SIAM J. Optim. 15(1), Thm 3.2; THEORY.md section 0b.",
+    source="Nemirovski 2004, SIAM J. Optim. 15(1), Thm 3.2.",
     cost=9,
+    subject="solver(eta, geometry=...) -> Solver: extragradient / mirror-prox, profile = average half-iterate.",
 )
-def extragradient_ergodic_gap(fast: bool, out_dir: str):
+def extragradient_ergodic_gap(fast: bool, out_dir: str, solver=None):
+  factory = solvers.extragradient if solver is None else solver
   sizes = (3, 8) if fast else (3, 8, 32)
   seeds = 4 if fast else 16
   horizon = 1_000 if fast else 10_000
@@ -87,7 +95,7 @@ def extragradient_ergodic_gap(fast: bool, out_dir: str):
 
   @functools.partial(jax.jit, static_argnums=(0,))
   def batch(geometry, eta, gs, keys):  # the runs and initial profiles of one geometry and size: one compile
-    make = functools.partial(solvers.extragradient, geometry=geometry)
+    make = functools.partial(factory, geometry=geometry)
     f = lambda e, g, k: run(make(e), g, k, num_steps=horizon, every=every, metric_fn=_gap_trace)
     return jax.vmap(f)(eta, gs, keys)[1], jax.vmap(lambda e, g, k: make(e).init(g, k))(eta, gs, keys).profile
 
@@ -125,10 +133,12 @@ def extragradient_ergodic_gap(fast: bool, out_dir: str):
              "moves away instead (its KL(z*, z_t) increases, Bailey & Piliouras 2018), checked on the same games."),
     source=("Daskalakis & Panageas, ITCS 2019 (arXiv:1807.04252), Thm 1.1; Wei, Lee, Zhang & Luo, ICLR 2021 "
             "(arXiv:2006.09517), Thm 3; Bailey & Piliouras, EC 2018 (arXiv:1802.05642), Thm 3.1; "
-            "THEORY.md section 0b. Run in float64."),
+            "Run in float64."),
     cost=10,
+    subject="solver(eta) -> Solver: optimistic MWU, profile = last iterate (solvers.optimistic_mwu).",
 )
-def optimistic_mwu_last_iterate(fast: bool, out_dir: str):
+def optimistic_mwu_last_iterate(fast: bool, out_dir: str, solver=None):
+  factory = solvers.optimistic_mwu if solver is None else solver
   sizes = (2, 3, 4) if fast else (2, 3, 4, 5)
   seeds = 4 if fast else 12
   horizon = 20_000 if fast else 60_000
@@ -151,7 +161,7 @@ def optimistic_mwu_last_iterate(fast: bool, out_dir: str):
     keys = jax.random.split(key, 2 * seeds)
     gs, opt = jax.vmap(lambda k: games.random_interior_zero_sum(k, n, dtype=jnp.float64))(keys[:seeds])
     eta = 0.5 / jnp.abs(gs.payoff).max((-2, -1))
-    return (jax.vmap(functools.partial(one, solvers.optimistic_mwu))(eta, gs, keys[seeds:], opt),
+    return (jax.vmap(functools.partial(one, factory))(eta, gs, keys[seeds:], opt),
             jax.vmap(functools.partial(one, solvers.mwu))(eta, gs, keys[seeds:], opt))
 
   with jax.enable_x64(True):
@@ -179,3 +189,72 @@ def optimistic_mwu_last_iterate(fast: bool, out_dir: str):
   if not (mwu_ratios >= 1.0 - 1e-9).all():
     res = dataclasses.replace(res, status="fail", details=details + " [MWU contrast violated]")
   return res
+
+
+# ----------------------------------------------------------------------------- mutants
+
+
+def _mwu_sign(hp, game, state):
+  g, _, masks = C.player_view(game)
+  us = C.utils(g, C.probs(state.log_probs))
+  lp = tuple(simplex.masked_log_softmax(l - hp.eta * u, m) for l, u, m in zip(state.log_probs, us, masks))  # bug
+  avg, comp = C.running_mean(state.profile, state.comp, C.probs(lp), state.step, hp.average)
+  return E.MWUState(state.step + 1, state.oracle_calls + 1, avg, lp, comp)
+
+
+def _mwu_last(hp, game, state):
+  s = E._mwu_step(hp, game, state)
+  return s._replace(profile=C.probs(s.log_probs))  # bug: the last iterate is reported instead of the average
+
+
+mutant("hedge_average_gap", "sign_flip", "x_{t+1} ∝ x_t exp(-eta u): each player descends its own payoff")(
+    swap_step(solvers.mwu, _mwu_sign, "sign_flip"))
+mutant("hedge_average_gap", "last_iterate", "the last iterate is reported instead of the average of x_0..x_t")(
+    swap_step(solvers.mwu, _mwu_last, "last_iterate"))
+
+
+def _eg_no_extrapolation(hp, game, state):
+  g, _, masks = C.player_view(game)
+  x = E._eg_probs(hp, state.z)
+  z_new = E._eg_move(hp, state.z, C.utils(g, x), masks)  # bug: one gradient step, no extrapolation
+  t = state.step.astype(x[0].dtype)
+  avg, comp = C.weighted_update(state.avg, state.comp, x, 1.0 / (t + 1.0))
+  return E.ExtragradientState(state.step + 1, state.oracle_calls + 1, avg, z_new, avg, comp)
+
+
+def _eg_from_half(hp, game, state):
+  g, _, masks = C.player_view(game)
+  x = E._eg_probs(hp, state.z)
+  z_half = E._eg_move(hp, state.z, C.utils(g, x), masks)
+  w = E._eg_probs(hp, z_half)
+  z_new = E._eg_move(hp, z_half, C.utils(g, w), masks)  # bug: the correction starts from the half-iterate
+  t = state.step.astype(x[0].dtype)
+  avg, comp = C.weighted_update(state.avg, state.comp, w, 1.0 / (t + 1.0))
+  return E.ExtragradientState(state.step + 1, state.oracle_calls + 2, avg, z_new, avg, comp)
+
+
+mutant("extragradient_ergodic_gap", "no_extrapolation",
+       "simultaneous gradient/mirror descent-ascent: the extrapolation (half) step is missing")(
+    swap_step(solvers.extragradient, _eg_no_extrapolation, "no_extrapolation"))
+mutant("extragradient_ergodic_gap", "update_from_half", "the correction step starts from w_t instead of z_t")(
+    swap_step(solvers.extragradient, _eg_from_half, "update_from_half"))
+
+
+def _omwu_variant(coef_now: float, coef_prev: float):
+  def step(hp, game, state):
+    g, _, masks = C.player_view(game)
+    us = C.utils(g, state.profile)
+    lp = tuple(simplex.masked_log_softmax(l + hp.eta * (coef_now * u - coef_prev * up), m)
+               for l, u, up, m in zip(state.log_probs, us, state.prev_utils, masks))
+    return E.OMWUState(state.step + 1, state.oracle_calls + 1, C.probs(lp), lp, us)
+
+  return step
+
+
+_omwu_plain = _omwu_variant(1.0, 0.0)
+_omwu_no_two = _omwu_variant(1.0, 1.0)
+
+mutant("optimistic_mwu_last_iterate", "no_optimism", "plain MWU: the optimistic correction -u_{t-1} + u_t is missing")(
+    swap_step(solvers.optimistic_mwu, _omwu_plain, "no_optimism"))
+mutant("optimistic_mwu_last_iterate", "missing_factor_2", "the step uses u_t - u_{t-1} instead of 2 u_t - u_{t-1}")(
+    swap_step(solvers.optimistic_mwu, _omwu_no_two, "missing_factor_2"))

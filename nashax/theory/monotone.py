@@ -1,7 +1,8 @@
-"""Claims about monotone inclusions: Halpern, EAG, FEG and variance-reduced Halpern (THEORY.md sections 1-2)."""
+"""Claims about monotone inclusions: Halpern, EAG, FEG and variance-reduced Halpern."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -13,7 +14,8 @@ from nashax.core import operators as ops
 from nashax.core.solver import SUCCESS, run, solve
 from nashax.solvers import halpern as H
 from nashax.theory import _plot
-from nashax.theory.registry import ClaimResult, claim, result_from_ratios
+from nashax.theory._mutate import swap_step
+from nashax.theory.registry import ClaimResult, claim, mutant, result_from_ratios
 
 
 def _linear(m):
@@ -33,9 +35,11 @@ def _fz_norm(problem, state):
     "halpern_last_iterate",
     theorem=("Halpern z_{k+1} = z_0/(k+2) + (1 - 1/(k+2)) T z_k for nonexpansive T: "
              "|z_k - T z_k| <= 2 |z_0 - z*| / (k+1) for all k; T = -I, z_0 = 1 attains it at every even k."),
-    source="Lieder 2021, Optim. Lett. 15:405, Thm 2.1 (tight); PEPit halpern_iteration; THEORY.md section 1.",
+    source="Lieder 2021, Optim. Lett. 15:405, Thm 2.1 (tight); PEPit halpern_iteration.",
+    subject="solver(x0) -> Solver: Halpern around the step-1 forward map (H.halpern(H.forward_step(1.0), x0=x0)).",
 )
-def halpern_last_iterate(fast: bool, out_dir: str):
+def halpern_last_iterate(fast: bool, out_dir: str, solver=None):
+  make = (lambda x0: H.halpern(H.forward_step(1.0), x0=x0)) if solver is None else solver
   steps = 50
   draws = 50 if fast else 200
   with jax.enable_x64(True):
@@ -46,7 +50,7 @@ def halpern_last_iterate(fast: bool, out_dir: str):
     def one(theta, z0):
       r = jnp.array([[jnp.cos(theta), -jnp.sin(theta)], [jnp.sin(theta), jnp.cos(theta)]])
       op = _linear(jnp.eye(2) - r)
-      _, tr = run(H.halpern(H.forward_step(1.0), x0=z0), op, jax.random.key(0), num_steps=steps,
+      _, tr = run(make(z0), op, jax.random.key(0), num_steps=steps,
                   metric_fn=_fz_norm)  # F = I - T: |F z| = |z - T z|
       return tr
 
@@ -55,7 +59,7 @@ def halpern_last_iterate(fast: bool, out_dir: str):
     bound = 2.0 * np.linalg.norm(np.asarray(z0s), axis=1)[:, None] / (k[None, :] + 1.0)
     # The worst case T = -I (F = 2I), z_0 = 1.
     op = _linear(2.0 * jnp.eye(1, dtype=jnp.float64))
-    _, tr = run(H.halpern(H.forward_step(1.0), x0=jnp.ones(1, jnp.float64)), op, jax.random.key(0),
+    _, tr = run(make(jnp.ones(1, jnp.float64)), op, jax.random.key(0),
                 num_steps=steps, metric_fn=_fz_norm)  # F = I - T: |F z| = |z - T z|
     worst = np.asarray(tr) / (2.0 / (k + 1.0))
   even = worst[1::2]  # k = 2, 4, ...
@@ -69,7 +73,8 @@ def halpern_last_iterate(fast: bool, out_dir: str):
   # The tight case must attain the bound within 1%: measured 0.99 / min ratio <= 1.
   measured = np.concatenate([res.ravel(), worst.ravel(), [0.99]])
   bounds = np.concatenate([bound.ravel(), np.ones(worst.size), [tight]])
-  return result_from_ratios("halpern_last_iterate", measured, bounds, details, (fig,), 0.0, tol=1.0 + 1e-9)
+  res = result_from_ratios("halpern_last_iterate", measured, bounds, details, (fig,), 0.0, tol=1.0 + 1e-9)
+  return dataclasses.replace(res, tight_ratio=float(np.max(worst)))
 
 
 def _eag_v_alpha_inf(alpha0_l: float, steps: int = 2_000_000) -> float:
@@ -88,10 +93,12 @@ def _eag_v_alpha_inf(alpha0_l: float, steps: int = 2_000_000) -> float:
     theorem=("Monotone L-Lipschitz F: EAG-C (alpha = 1/(8L)) |F z_k|^2 <= 4(1+aL+a^2L^2)/(a^2(1+aL)) R^2/(k+1)^2; "
              "EAG-V (alpha_0 = 0.618/L) |F z_k|^2 <= 4(1 + a_0 a_inf L^2)/a_inf^2 R^2/((k+1)(k+2)); "
              "FEG |F z_k|^2 <= 4 R^2/((1/L + 2 rho)^2 k^2), tight on the rho = -1/3 instance."),
-    source=("Yoon & Ryu 2021 (arXiv 2102.07922) Thms 1-2; Lee & Kim 2021 (arXiv 2106.02326) Thm 4.1; "
-            "THEORY.md section 1 (table, cases c-d)."),
+    source=("Yoon & Ryu 2021 (arXiv 2102.07922) Thms 1-2; Lee & Kim 2021 (arXiv 2106.02326) Thm 4.1."),
+    subject=("solver = {'eag': factory, 'feg': factory} with the signatures of solvers.halpern.eag and "
+             "solvers.halpern.feg."),
 )
-def eag_feg_residual(fast: bool, out_dir: str):
+def eag_feg_residual(fast: bool, out_dir: str, solver=None):
+  eag, feg = (H.eag, H.feg) if solver is None else (solver["eag"], solver["feg"])
   draws = 8 if fast else 32
   steps = 400
   with jax.enable_x64(True):
@@ -114,17 +121,17 @@ def eag_feg_residual(fast: bool, out_dir: str):
     ms, bs, labels = [], [], []
     # EAG-C
     a = 1.0 / (8.0 * lips)
-    m = np.asarray(jax.vmap(lambda a_, z: trace(lambda z0: H.eag(x0=z0), a_, z))(mats, z0s))
+    m = np.asarray(jax.vmap(lambda a_, z: trace(lambda z0: eag(x0=z0), a_, z))(mats, z0s))
     ms.append(m); labels.append("EAG-C")
     bs.append(4 * (1 + a * lips + (a * lips) ** 2) / (a ** 2 * (1 + a * lips)) * r2 / (k + 1) ** 2)
     # EAG-V
     ainf = _eag_v_alpha_inf(0.618) / lips
     a0 = 0.618 / lips
-    m = np.asarray(jax.vmap(lambda a_, z: trace(lambda z0: H.eag(variant="varying", x0=z0), a_, z))(mats, z0s))
+    m = np.asarray(jax.vmap(lambda a_, z: trace(lambda z0: eag(variant="varying", x0=z0), a_, z))(mats, z0s))
     ms.append(m); labels.append("EAG-V")
     bs.append(4 * (1 + a0 * ainf * lips ** 2) / ainf ** 2 * r2 / ((k + 1) * (k + 2)))
     # FEG, rho = 0
-    m = np.asarray(jax.vmap(lambda a_, z: trace(lambda z0: H.feg(x0=z0), a_, z))(mats, z0s))
+    m = np.asarray(jax.vmap(lambda a_, z: trace(lambda z0: feg(x0=z0), a_, z))(mats, z0s))
     ms.append(m); labels.append("FEG")
     bs.append(4 * r2 * lips ** 2 / k ** 2)
     # FEG on the hard comonotone instance, rho = -1/3, L = 1, z_0 = (10, 10).
@@ -132,7 +139,7 @@ def eag_feg_residual(fast: bool, out_dir: str):
     s = math.sqrt(1 - rho ** 2 * lip ** 2)
     hard = _linear(jnp.array([[rho * lip ** 2, lip * s], [-lip * s, rho * lip ** 2]], jnp.float64))
     hard = hard.replace(lipschitz=jnp.asarray(lip, jnp.float64))
-    _, tr = run(H.feg(lip, rho, x0=jnp.array([10.0, 10.0])), hard, jax.random.key(0), num_steps=steps,
+    _, tr = run(feg(lip, rho, x0=jnp.array([10.0, 10.0])), hard, jax.random.key(0), num_steps=steps,
                 metric_fn=_fz_norm)
     hard_m = np.asarray(tr) ** 2
     hard_b = 4 * 200.0 / ((1 / lip + 2 * rho) ** 2 * k ** 2)
@@ -147,7 +154,63 @@ def eag_feg_residual(fast: bool, out_dir: str):
              f"FEG rho=-1/3 max ratio {float(np.max(hard_ratio)):.7f} (tight: must exceed 0.99)")
   measured = np.concatenate([m_.ravel() for m_ in ms] + [hard_m, [0.99]])
   bounds = np.concatenate([b_.ravel() for b_ in bs] + [hard_b, [float(np.max(hard_ratio))]])
-  return result_from_ratios("eag_feg_residual", measured, bounds, details, (fig,), 0.0, tol=1.0 + 1e-6)
+  res = result_from_ratios("eag_feg_residual", measured, bounds, details, (fig,), 0.0, tol=1.0 + 1e-6)
+  return dataclasses.replace(res, tight_ratio=float(np.max(hard_ratio)))
+
+
+# ----------------------------------------------------------------------------- mutants
+
+
+def _halpern_anchor(offset: float):
+  def step(hp, problem, state):
+    op = ops.as_operator(problem, constants=False)
+    k = state.step
+    warm, params = state.aux
+    tz, warm, calls = hp.base.apply_fn(params, op, state.z, warm, k)
+    lam = 1.0 / (k.astype(state.z.dtype) + offset)  # the correct anchor weight is 1/(k+2)
+    z = lam * state.anchor + (1.0 - lam) * tz
+    return H._advance(problem, state, z, (warm, params), calls * H._cost(problem))
+
+  return step
+
+
+_halpern_k1 = _halpern_anchor(1.0)
+_halpern_k3 = _halpern_anchor(3.0)
+mutant("halpern_last_iterate", "anchor_1/(k+1)", "anchor weight 1/(k+1) instead of 1/(k+2) (off by one in k)")(
+    swap_step(lambda x0: H.halpern(H.forward_step(1.0), x0=x0), _halpern_k1, "anchor_k+1"))
+mutant("halpern_last_iterate", "anchor_1/(k+3)", "anchor weight 1/(k+3) instead of 1/(k+2) (off by one in k)")(
+    swap_step(lambda x0: H.halpern(H.forward_step(1.0), x0=x0), _halpern_k3, "anchor_k+3"))
+
+
+def _eag_no_extrapolation(hp, problem, state):
+  op = ops.as_operator(problem, constants=False)
+  k = state.step.astype(state.z.dtype)
+  beta = 1.0 / (k + 2.0)
+  alpha, lip = state.aux
+  z, z0, proj = state.z, state.anchor, op.constraint.project
+  new = proj(z + beta * (z0 - z) - alpha * op(z))  # bug: anchored gradient step, the extragradient is missing
+  if hp.variant == "varying":
+    a2l2 = (alpha * lip) ** 2
+    alpha = alpha * (1.0 - a2l2 / ((k + 1.0) * (k + 3.0) * (1.0 - a2l2)))
+  return H._advance(problem, state, new, (alpha, lip), 2 * H._cost(problem))
+
+
+def _feg_anchor_k2(hp, problem, state):
+  op = ops.as_operator(problem, constants=False)
+  beta = 1.0 / (state.step.astype(state.z.dtype) + 2.0)  # bug: FEG's anchor is 1/(k+1), not EAG's 1/(k+2)
+  inv_l, rho = 1.0 / state.aux, hp.rho
+  z, z0, proj = state.z, state.anchor, op.constraint.project
+  fz = op(z)
+  pull = z + beta * (z0 - z)
+  w = proj(pull - (1.0 - beta) * (inv_l + 2.0 * rho) * fz)
+  new = proj(pull - inv_l * op(w) - (1.0 - beta) * 2.0 * rho * fz)
+  return H._advance(problem, state, new, state.aux, 2 * H._cost(problem))
+
+
+mutant("eag_feg_residual", "eag_no_extrapolation", "EAG without its extrapolation step (anchored gradient descent)")(
+    {"eag": swap_step(H.eag, _eag_no_extrapolation, "no_extrapolation"), "feg": H.feg})
+mutant("eag_feg_residual", "feg_anchor_1/(k+2)", "FEG anchored with 1/(k+2) (EAG's weight) instead of 1/(k+1)")(
+    {"eag": H.eag, "feg": swap_step(H.feg, _feg_anchor_k2, "anchor_k+2")})
 
 
 def vr_complexity_counts(ns, eps, seeds, dim=5, eta_scale=1.0):
@@ -184,7 +247,7 @@ def vr_complexity_counts(ns, eps, seeds, dim=5, eta_scale=1.0):
     theorem=("Finite sums cocoercive on average with constant L: VR-Halpern reaches |F z| <= eps in "
              "O(n + sqrt(n) L/eps) component evaluations, deterministic Halpern in O(n L/eps): log-log slopes "
              "in n of about 1/2 and 1 at fixed L and eps."),
-    source="Cai, Alacaoglu & Diakonikolas, ICLR 2024 (arXiv 2310.02987), Thm 3.3 / Cor. 3.4; THEORY.md section 2.",
+    source="Cai, Alacaoglu & Diakonikolas, ICLR 2024 (arXiv 2310.02987), Thm 3.3 / Cor. 3.4.",
     cost=15,
 )
 def vr_halpern_complexity(fast: bool, out_dir: str):
@@ -252,7 +315,7 @@ def _affine_of(fs):
     "exit_criterion_sound",
     theorem=("Whenever a solver stops with status SUCCESS on the natural residual, the exactly recomputed "
              "residual |z - Pi_C(z - F z)| (float64, independent numpy projection) is <= eps."),
-    source="Cai, Alacaoglu & Diakonikolas 2024, Sec. 1 (computable exit criterion); THEORY.md section 2.",
+    source="Cai, Alacaoglu & Diakonikolas 2024, Sec. 1 (computable exit criterion).",
     cost=15,
 )
 def exit_criterion_sound(fast: bool, out_dir: str):
