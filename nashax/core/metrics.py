@@ -6,7 +6,7 @@ for a ``PreferenceGame`` a single ``[n]`` policy means the symmetric profile
 ``(pi, pi)``.
 
 * ``duality_gap(x, y) = max_i (A y)_i - min_j (x^T A)_j >= 0`` for zero-sum
-  games; zero exactly at a Nash equilibrium (THEORY.md section 0b).
+  games; zero exactly at a Nash equilibrium.
 * ``nash_conv = sum_k [max_a u_k(a, sigma_-k) - u_k(sigma)]`` (OpenSpiel's
   convention); ``exploitability = nash_conv / num_players``.
 * For an f-regularised game (``FRegularizedGame``),
@@ -15,7 +15,7 @@ for a ``PreferenceGame`` a single ``[n]`` policy means the symmetric profile
 * For a regularised preference game, the exact gap of
   ``V(pi1, pi2) = pi1^T P pi2 - beta KL(pi1||ref) + beta KL(pi2||ref)``:
   ``Gap(x, y) = beta LSE_ref(P y / beta) + beta KL(y||ref)
-  + beta LSE_ref(P x / beta) + beta KL(x||ref) - 1`` (THEORY.md section 0).
+  + beta LSE_ref(P x / beta) + beta KL(x||ref) - 1``.
 """
 
 from __future__ import annotations
@@ -172,8 +172,8 @@ def _prompt_mean(game: Any, v: jax.Array) -> jax.Array:
 def best_response(game: Any, opponent: jax.Array) -> jax.Array:
   """Best response to ``opponent`` in a (contextual) preference game.
 
-  Regularised: ``pi_ref exp(P pi' / beta)``, normalised (Munos et al. 2024;
-  THEORY.md section 0). Unregularised: uniform over the responses that attain
+  Regularised: ``pi_ref exp(P pi' / beta)``, normalised (Munos et al. 2024,
+  "Nash Learning from Human Feedback", arXiv:2312.00886). Unregularised: uniform over the responses that attain
   ``max_y P(y > pi')`` (one of the optimal pure responses, mixed).
 
   Args:
@@ -192,7 +192,7 @@ def best_response(game: Any, opponent: jax.Array) -> jax.Array:
 
 
 def preference_value(game: Any, pi: jax.Array, pi_opp: jax.Array) -> jax.Array:
-  """``V(pi, pi') = E_x[pi^T P pi' - beta KL(pi||ref) + beta KL(pi'||ref)]`` (THEORY.md section 0)."""
+  """``V(pi, pi') = E_x[pi^T P pi' - beta KL(pi||ref) + beta KL(pi'||ref)]``."""
   v = jnp.sum(pi * _win_rates(game.preference, pi_opp), axis=-1)
   if isinstance(game, FRegularizedGame):
     d = game.divergence
@@ -204,7 +204,7 @@ def preference_value(game: Any, pi: jax.Array, pi_opp: jax.Array) -> jax.Array:
 
 
 def preference_gap(game: Any, state_or_profile: Any) -> jax.Array:
-  """Exact duality gap of a (contextual, regularised) preference game (THEORY.md section 0).
+  """Exact duality gap of a (contextual, regularised) preference game.
 
   Unregularised: ``max_i (P y)_i + max_j (P x)_j - 1``; regularised:
   ``beta [LSE_ref(P y / beta) + KL(y||ref) + LSE_ref(P x / beta) + KL(x||ref)] - 1``.
@@ -288,8 +288,8 @@ def entropy_regularized_gap(game: Any, state_or_profile: Any, tau: jax.typing.Ar
   ``V_tau(x, y) = x^T A y - tau KL(x||u) + tau KL(y||u)``, with ``u`` uniform
   over legal actions; ``Gap_tau(x, y) = tau LSE_u(A y / tau) + tau LSE_u(-A^T x / tau)
   + tau KL(x||u) + tau KL(y||u) >= 0``, zero exactly at the quantal response
-  equilibrium that magnetic mirror descent converges to (derived as in
-  THEORY.md section 0).
+  equilibrium that magnetic mirror descent converges to (the regularised
+  preference game's gap above, with the payoff ``x^T A y`` in place of ``pi^T P pi'``).
   """
   x, y = as_profile(game, state_or_profile)
   if isinstance(game, PreferenceGame):

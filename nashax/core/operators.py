@@ -2,7 +2,7 @@
 
 An equilibrium problem is the monotone inclusion ``0 in F(z) + N_C(z)``: find
 ``z`` in the closed convex set ``C`` with ``<F(z), z' - z> >= 0`` for all
-``z'`` in ``C`` (THEORY.md sections 1-2). For a min-max problem
+``z'`` in ``C``. For a min-max problem
 ``min_x max_y f(x, y)``, ``F(x, y) = (grad_x f, -grad_y f)``. Points ``z`` are
 flat ``[d]`` vectors; a matrix game's ``z`` is ``concat(x, y)``.
 
@@ -561,7 +561,7 @@ def operator_norm(op: Any, z: jax.Array) -> jax.Array:
 def natural_residual(op: Any, z: jax.Array, eta: jax.typing.ArrayLike = 1.0) -> jax.Array:
   """``|z - Pi_C(z - eta F(z))| / eta``; equals ``|F(z)|`` when ``C = R^d``.
 
-  Certificate (THEORY.md section 2): at ``zb = Pi_C(z - eta F z)``,
+  Certificate: at ``zb = Pi_C(z - eta F z)``,
   ``F(zb) + (z - eta F z - zb)/eta`` lies in ``(F + N_C)(zb)``, so
   ``dist(0, (F + N_C)(zb)) <= (1 + eta L) r(z)``.
   """

@@ -1,7 +1,7 @@
 """Simplex helpers: masked (log-)softmax, Euclidean projection, entropy, KL.
 
 Entropic solvers keep log-probabilities as their state and call these to get
-probabilities (STYLE fact 5: probability-space updates underflow in float32).
+probabilities (probability-space updates underflow in float32).
 Every function is written for one vector and broadcasts over leading axes.
 """
 

@@ -2,7 +2,7 @@
 
 ``init_model(config, key)`` builds the NNX module and splits it at once into a
 static ``graphdef`` and a ``params`` pytree (``nnx.split``); everything after
-that is a pure function of ``params`` (STYLE section 6):
+that is a pure function of ``params``:
 
 - ``logits(graphdef, params, tokens)``: ``[B, T, V]`` next-token logits;
 - ``sequence_logp(graphdef, params, tokens, mask)``: ``[B]`` the log-probability

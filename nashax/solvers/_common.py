@@ -34,7 +34,7 @@ def player_view(game: Any) -> tuple[Any, tuple[int, ...], tuple]:
 def random_log_probs(key: jax.Array, sizes: tuple[int, ...], masks: tuple, scale, dtype) -> tuple:
   """Random starting log-strategies ``log_softmax(scale * N(0, 1))`` per player.
 
-  ``scale = 0`` gives the uniform start; tests use random starts (STYLE 10.3).
+  ``scale = 0`` gives the uniform start; tests use random starts.
   """
   keys = jax.random.split(key, len(sizes))
   return tuple(

@@ -4,8 +4,8 @@ Every factory returns a ``Solver``; the states share the header ``step``,
 ``oracle_calls`` (one call = every player's payoff vector at one profile,
 i.e. ``A y`` and ``A^T x`` for a matrix game) and ``profile`` (the iterate the
 method's theorem is about). Entropic methods keep log-probabilities as state
-(STYLE fact 5). Starting points are random: ``init_scale`` draws the initial
-log-weights from ``init_scale * N(0, 1)`` (0 gives the uniform start).
+(probability-space updates underflow in float32 over long runs). Starting
+points are random: ``init_scale`` draws the initial log-weights from ``init_scale * N(0, 1)`` (0 gives the uniform start).
 
 The games accepted are ``MatrixGame``, unregularised ``PreferenceGame`` (as the
 zero-sum game ``P - 1/2``) and ``NormalFormGame`` with any number of players
@@ -90,7 +90,7 @@ def mwu(eta: jax.typing.ArrayLike, *, init_scale: jax.typing.ArrayLike = 1.0, av
   Certifies:
     duality gap of the average iterate ``<= (Reg_x(T) + Reg_y(T)) / T`` with
     ``Reg(T) <= max_i(-log x_0(i)) / eta + eta T (b - a)^2 / 8`` for payoffs in
-    ``[a, b]`` (THEORY.md section 0b; verifier ``hedge_average_gap``).
+    ``[a, b]`` (verifier ``hedge_average_gap``).
 
   References:
     Freund and Schapire, "Adaptive game playing using multiplicative
@@ -160,7 +160,7 @@ def optimistic_mwu(eta: jax.typing.ArrayLike, *, init_scale: jax.typing.ArrayLik
 
   Certifies:
     last-iterate convergence of the duality gap to 0 when the equilibrium is
-    unique, at a linear rate (THEORY.md section 0b; verifier
+    unique, at a linear rate (verifier
     ``optimistic_mwu_last_iterate``).
 
   References:
@@ -263,7 +263,7 @@ def extragradient(
 
   Certifies:
     ergodic duality gap ``<= max_u D(u, z_0) / (eta T)`` for ``eta <= 1/L``
-    (THEORY.md section 0b; verifier ``extragradient_ergodic_gap``).
+    (verifier ``extragradient_ergodic_gap``).
 
   References:
     Korpelevich, "The extragradient method for finding saddle points and other

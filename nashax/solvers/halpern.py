@@ -257,7 +257,7 @@ def halpern(base: Optional[BaseMap] = None, *, x0: Any = None, init_scale: float
 
   Certifies:
     ``|z_k - T z_k| <= 2 |z_0 - z*| / (k + 1)`` for every ``k`` and every fixed
-    point ``z*`` (tight; THEORY.md section 1). For ``T = Pi_C(I - eta F)`` the
+    point ``z*`` (tight). For ``T = Pi_C(I - eta F)`` the
     natural residual is ``|z - T z| / eta``.
 
   References:
@@ -332,7 +332,7 @@ def eag(alpha: Any = None, *, variant: str = "constant", x0: Any = None, init_sc
   Certifies:
     EAG-C: ``|F z_k|^2 <= 4(1 + aL + a^2L^2)/(a^2(1 + aL)) |z_0 - z*|^2/(k+1)^2``;
     EAG-V: ``|F z_k|^2 <= 4(1 + a_0 a_inf L^2)/a_inf^2 |z_0 - z*|^2/((k+1)(k+2))``
-    (unconstrained, monotone L-Lipschitz ``F``; THEORY.md section 1).
+    (unconstrained, monotone L-Lipschitz ``F``).
 
   References:
     Yoon & Ryu, "Accelerated algorithms for smooth convex-concave minimax
@@ -388,7 +388,7 @@ def feg(lipschitz: Any = None, rho: Any = 0.0, *, x0: Any = None, init_scale: fl
 
   Certifies:
     ``|F z_k|^2 <= 4 |z_0 - z*|^2 / ((1/L + 2 rho)^2 k^2)`` for ``k >= 1``
-    (unconstrained; THEORY.md section 1), 4x the lower bound at ``rho = 0``.
+    (unconstrained), 4x the lower bound at ``rho = 0``.
 
   References:
     Lee & Kim, "Fast extra gradient methods for smooth structured
@@ -486,7 +486,7 @@ def _vr_step(hp, problem, state):
   lam = 2.0 / (k + 4.0)
   z = fs.constraint.project(lam * state.anchor + (1.0 - lam) * state.z - eta * est)
   # PAGE estimator for the new point: a full pass with probability p_{k+1}, else a
-  # minibatch correction of the old estimate (THEORY.md section 2, author code).
+  # minibatch correction of the old estimate.
   kn = k + 1.0
   p = jnp.where(kn <= 1.0, 1.0, jnp.maximum(4.0 / (kn + 4.0), 4.0 / (math.sqrt(n) + 5.0)))
   key, k_coin, k_idx = jax.random.split(state.key, 3)
@@ -514,7 +514,7 @@ def vr_halpern(eta: Any = None, *, batch_size: Optional[int] = None, x0: Any = N
 
   Certifies:
     ``E|F z_k| <= eps`` after ``O(n + sqrt(n) L / eps)`` component evaluations
-    (last iterate; THEORY.md section 2).
+    (last iterate).
 
   References:
     Cai, Alacaoglu & Diakonikolas, "Variance reduced Halpern iteration for
@@ -611,7 +611,7 @@ def vr_halpern_resolvent(scale: Any = None, *, inner_factor: float = 1.0, gamma:
 
   Certifies:
     last-iterate residual ``eps`` after ``O~(n + sqrt(n) L / eps)`` component
-    evaluations (THEORY.md section 2).
+    evaluations.
 
   References:
     Cai, Alacaoglu & Diakonikolas, "Variance reduced Halpern iteration for

@@ -1,6 +1,6 @@
 """Nash learning from human feedback: solvers for (contextual, KL-regularised) preference games.
 
-The game (THEORY.md sections 0 and 4-7) is symmetric: a policy ``pi`` plays
+The game is symmetric: a policy ``pi`` plays
 against ``pi'`` with value
 ``V(pi, pi') = pi^T P pi' - beta KL(pi||pi_ref) + beta KL(pi'||pi_ref)``,
 averaged over prompts for a ``ContextualPreferenceGame``. ``beta`` and
@@ -285,7 +285,7 @@ def nash_md(eta: Optional[jax.typing.ArrayLike] = None, *, num_samples: Optional
 
   Certifies:
     ``KL(pi*_beta, pi_T) <= 8 / (beta^2 (T + 1))`` with the theory schedule
-    (THEORY.md section 4; verifier ``nash_md_last_iterate_kl``).
+    (verifier ``nash_md_last_iterate_kl``).
 
   References:
     Munos et al., "Nash Learning from Human Feedback", ICML 2024,
@@ -349,7 +349,7 @@ def nash_ema(eta: jax.typing.ArrayLike = 0.1, ema: jax.typing.ArrayLike = 0.9, *
     A ``Solver``; ``profile`` is the last iterate.
 
   Certifies:
-    nothing: the paper gives Nash-EMA no guarantee (THEORY.md section 4); the
+    nothing: the paper gives Nash-EMA no guarantee; the
     regularised equilibrium is its fixed point and the test suite checks that
     it reaches it on the catalogue.
 
@@ -429,7 +429,7 @@ def sppo(eta: jax.typing.ArrayLike = 0.1, *, iterate: str = "average", num_sampl
 
   Certifies:
     ``Gap_0(pi̅_T) = 2 Reg_T / T <= sqrt(2 ln n / T)`` from the uniform start
-    with ``eta = sqrt(8 ln n / T)`` (THEORY.md section 5; verifier
+    with ``eta = sqrt(8 ln n / T)`` (verifier
     ``sppo_average_gap``).
 
   References:
@@ -460,7 +460,7 @@ def spo(eta: jax.typing.ArrayLike = 0.1, *, iterate: str = "average", num_sample
     A ``Solver``; ``profile`` is the average (or last) iterate.
 
   Certifies:
-    ``Gap(pi̅_T) <= 2 Reg_T / T`` (THEORY.md section 6); with exact
+    ``Gap(pi̅_T) <= 2 Reg_T / T``; with exact
     expectations the Hedge bound of ``sppo`` applies.
 
   References:
@@ -491,7 +491,7 @@ def dno(eta: jax.typing.ArrayLike = 0.1, *, iterate: str = "average", num_sample
 
   Certifies:
     monotone improvement ``P(pi_{t+1} > pi_t) >= 1/2 + KL(pi_{t+1}||pi_t) / eta``
-    per round and the Hedge bound of the average (THEORY.md section 7).
+    per round and the Hedge bound of the average.
 
   References:
     Rosset et al., "Direct Nash Optimization: Teaching Language Models to
@@ -520,8 +520,8 @@ def inpo(eta: jax.typing.ArrayLike = 0.1, *, schedule: str = "constant", num_sam
 
   Certifies:
     ``KL(pi*, pi_T) <= 32 C^2 / (beta^2 (T + 1))``, ``C = max(B beta, 1)``,
-    ``B >= |log(pi / pi_ref)|`` with the theory schedule (THEORY.md section 7;
-    verifier ``inpo_last_iterate_kl``).
+    ``B >= |log(pi / pi_ref)|`` with the theory schedule
+    (verifier ``inpo_last_iterate_kl``).
 
   References:
     Zhang et al., "Iterative Nash Policy Optimization: Aligning LLMs with
