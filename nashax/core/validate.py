@@ -108,7 +108,9 @@ def distribution(p, name: str, atol: float = 1e-5, size: int | None = None) -> n
 
 
 def positive_scalar(x, name: str) -> float:
-  """A finite scalar > 0."""
+  """A finite scalar > 0 (booleans, strings and complex numbers are refused)."""
+  if not _is_tracer(x) and np.ndim(x) == 0:
+    _scalar(name, x, "a real number > 0")
   a = finite_array(x, name)
   if a.ndim != 0:
     raise ValueError(f"{name}: expected a scalar, got shape {a.shape}")

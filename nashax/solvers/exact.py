@@ -367,9 +367,9 @@ def simplex_equilibrium(game: Any, *, max_pivots: int | None = None, chunk: int 
     a = a.astype(jnp.result_type(float))
   k = _subnormal_prescale(a)
   if k is not None:  # concrete payoffs with subnormal entries: scale them up here, in NumPy (exact)
-    an = np.asarray(a).astype(np.float64) * np.exp2(k)[..., None, None]
+    an = np.ldexp(np.asarray(a), k[..., None, None])
     sol = _simplex_batched(jnp.asarray(an.astype(a.dtype)), rm, cm, int(max_pivots), int(chunk))
-    back = lambda v: jnp.asarray((np.asarray(v, np.float64) * np.exp2(-k)).astype(a.dtype))
+    back = lambda v: jnp.asarray(np.ldexp(np.asarray(v), -k).astype(a.dtype))
     return sol._replace(value=back(sol.value), gap=back(sol.gap))
   return _simplex_batched(a, rm, cm, int(max_pivots), int(chunk))
 
@@ -387,7 +387,7 @@ def _subnormal_prescale(a):
   if not ((an > 0) & (an < tiny)).any():
     return None
   amax = an.astype(np.float64).max(axis=(-2, -1))
-  return np.where(amax > 0, -np.floor(np.log2(np.where(amax > 0, amax, 1.0))), 0.0)
+  return np.where(amax > 0, -np.floor(np.log2(np.where(amax > 0, amax, 1.0))), 0.0).astype(np.int64)
 
 
 @functools.partial(jax.jit, static_argnums=(3, 4))

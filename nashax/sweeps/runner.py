@@ -156,6 +156,23 @@ class _Compiled:
     return {k: np.asarray(v).reshape((self.d * self.m,) + v.shape[2:])[:n] for k, v in out.items()}
 
 
+# Chunk functions of recent sweeps, so that resuming (or re-running) a sweep in one process (a notebook,
+# a test) does not compile again. Keyed by everything a chunk function closes over; solvers of another
+# structure retrace inside the same jit.
+_COMPILED: dict = {}
+_COMPILED_MAX = 8
+
+
+def _compiled(cfg: SweepConfig, size: int, devices: list) -> "_Compiled":
+  key = (cfg.family, cfg.seed, cfg.steps, cfg.every, tuple(cfg.metrics), cfg.chunk, cfg.batch_size, size,
+         tuple((d.platform, d.id) for d in devices))
+  if key not in _COMPILED:
+    if len(_COMPILED) >= _COMPILED_MAX:
+      _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[key] = _Compiled(cfg, size, devices)
+  return _COMPILED[key]
+
+
 def _check_runs(cfg: SweepConfig, points, groups: list[_Group]) -> None:
   """Traces one row of every group abstractly (``eval_shape``: no compilation)."""
   for g in groups:
@@ -276,7 +293,7 @@ def _run_locked(cfg: SweepConfig, out: str, progress: bool, devices, log) -> Res
   for i in todo:
     gi, rows = chunks[i]
     if gi not in compiled:
-      compiled[gi] = _Compiled(cfg, groups[gi].size, devs)
+      compiled[gi] = _compiled(cfg, groups[gi].size, devs)
     res = compiled[gi](_inputs(cfg, points, rows))
     arrays = {"point": np.asarray([p for p, _ in rows]), "seed": np.asarray([s for _, s in rows])}
     arrays.update({f"m_{k}": v for k, v in res.items()})
