@@ -101,8 +101,8 @@ def _check_concrete(name: str, value, *, integer: bool = False) -> None:
   """Raises ValueError for a concrete non-finite or non-positive driver argument."""
   if isinstance(value, jax.core.Tracer):
     return
-  if np.ndim(value) == 0 or isinstance(value, (str, bytes)):
-    validate.number(name, value, integer=integer)  # booleans, strings, complex numbers, in words
+  if np.ndim(value) == 0 or isinstance(value, (str, bytes)):  # booleans, strings, complex numbers, in words
+    validate._scalar(name, value, "a positive integer" if integer else "a finite number > 0")
   arr = np.asarray(value, np.float64)
   if arr.ndim != 0:
     raise ValueError(f"{name}: expected a scalar, got shape {arr.shape} (vmap over the call instead)")

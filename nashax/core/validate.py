@@ -192,7 +192,14 @@ def size(name: str, n, *, lo: int = 1, hi: int = _MAX_SIZE) -> int:
   """
   if _is_tracer(n):
     raise ValueError(f"{name}: must be a concrete integer (it sets a shape or a loop length), got a tracer")
-  return number(name, n, lo=lo, hi=hi, integer=True)
+  kind = "a positive integer" if lo == 1 else f"an integer >= {lo}"
+  a = _scalar(name, n, kind)
+  v = float(a)
+  if not np.isfinite(v) or v != np.floor(v) or v < lo:
+    raise ValueError(f"{name}: must be {kind}, got {n!r}")
+  if v > hi:
+    raise ValueError(f"{name}: must be at most {hi}, got {n!r}")
+  return int(a)
 
 
 def boolean(name: str, value) -> bool:
