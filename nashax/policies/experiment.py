@@ -7,7 +7,13 @@ unknown keys: each refused with a message naming the key).
 oracle and initial policy, on a ``Mesh`` of all devices (the batch sharded),
 with a progress bar; every ``checkpoint_every`` steps the whole train state
 is saved with orbax, and a run started again resumes from the newest
-checkpoint and continues exactly (a finished one is not run again). Per
+checkpoint and continues exactly (a finished one is not run again). Each
+checkpoint carries a manifest of sha256 checksums and the metrics rows up to
+its step: a damaged checkpoint is skipped (with a warning) for the newest
+valid one, ``metrics.csv`` is rewritten from the checkpoint it resumes from
+(so a kill never loses or replaces a row), and a lock refuses a second run
+into the same folder. A NaN or inf metric stops the run with a
+``FloatingPointError`` naming the step and the value. Per
 algorithm it writes ``metrics.csv`` (step, loss, KL to the reference, win rate
 against the reference, exploitability on the oracle's game); at the end a
 comparison plot of all of them.

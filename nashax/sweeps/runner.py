@@ -222,7 +222,8 @@ def run_sweep(config: Any, out: Optional[str] = None, *, progress: bool = True,
 
   Raises:
     ValueError: a bad config (naming the key), a solver that cannot run on the
-      family, or an ``out`` folder that holds a different sweep; all before
+      family, an ``out`` folder that holds a different sweep, cannot be
+      created, or is in use by another live process (a lock file); all before
       anything compiles.
   """
   cfg = config if isinstance(config, SweepConfig) else (
