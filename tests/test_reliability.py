@@ -428,6 +428,8 @@ API = [
     ("zero-sum m=True", lambda t: games.random_zero_sum(_key(), 3, True), "m"),
     ("zero-sum m='3'", lambda t: games.random_zero_sum(_key(), 3, "3"), "m"),
     ("zero-sum int dtype", lambda t: games.random_zero_sum(_key(), 3, 3, dtype=jnp.int32), "dtype"),
+    ("rps int dtype", lambda t: games.rock_paper_scissors(dtype=jnp.int32), "dtype"),
+    ("condorcet int dtype", lambda t: games.condorcet_cycle(3, dtype=jnp.int32), "dtype"),
     ("zero-sum n=2**40", lambda t: games.random_zero_sum(_key(), 2 ** 40, 3), "n"),
     ("interior n=0", lambda t: games.random_interior_zero_sum(_key(), 0), "n"),
     ("interior value='x'", lambda t: games.random_interior_zero_sum(_key(), 3, "x"), "value"),
@@ -439,7 +441,7 @@ API = [
     ("three raters eps=nan", lambda t: games.three_rater_cycle(float("nan")), "eps"),
     ("contextual num_prompts=0", lambda t: games.random_contextual_preference_game(_key(), 0, 3), "num_prompts"),
     ("blotto soldiers=0", lambda t: games.colonel_blotto(0, 2), "soldiers"),
-    ("blotto soldiers=1e6", lambda t: games.colonel_blotto(10 ** 6, 3), "soldiers"),
+    ("blotto soldiers=True", lambda t: games.colonel_blotto(True, 2), "soldiers"),
     ("blotto battlefields=2.5", lambda t: games.colonel_blotto(3, 2.5), "battlefields"),
     ("rps scale=True", lambda t: games.rock_paper_scissors(True), "rock_beats_scissors"),
     ("rps scale='2'", lambda t: games.rock_paper_scissors("2"), "rock_beats_scissors"),
@@ -616,7 +618,8 @@ def test_real_sigkill_at_five_moments_resumes_bit_for_bit(kind, sweep_ref, train
       """) + call + "\n"
   from nashax.policies import experiment as E
 
-  for k in np.random.default_rng(5).choice(np.arange(2, 12), 5, replace=False):
+  writes = 16 if kind == "sweep" else 6  # the atomic writes of an uninterrupted run (counted in the fast tests)
+  for k in np.random.default_rng(5).choice(np.arange(1, writes + 1), 5, replace=False):
     out = str(tmp_path / f"k{k}")
     r = subprocess.run([sys.executable, "-c", code, out, str(k)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
                        capture_output=True, text=True, timeout=600)
