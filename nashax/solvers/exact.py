@@ -272,9 +272,12 @@ class SimplexSolution(NamedTuple):
     gap: ``[...]`` the exact duality gap of ``(x, y)`` (the certificate:
       ~1e-13 in float64 when ``status`` is SUCCESS; float32 gives ~1e-4).
     pivots: ``int32[...]`` simplex pivots taken.
-    status: ``int32[...]``: ``SUCCESS`` (an optimal basis), ``MAX_STEPS``
-      (the pivot budget ran out) or ``NONFINITE`` (NaN/inf payoffs; then
-      ``value``, ``x``, ``y`` and ``gap`` are NaN); the codes of ``nashax.solve``.
+    status: ``int32[...]``: ``SUCCESS`` (an optimal basis whose value is
+      finite and whose gap is within ``eps^(1/3)`` of the payoff range),
+      ``MAX_STEPS`` (the pivot budget ran out, or round-off left the basis
+      uncertified) or ``NONFINITE`` (NaN/inf payoffs, or subnormal payoffs
+      under jit, which XLA's CPU arithmetic flushes to zero; then ``value``,
+      ``x``, ``y`` and ``gap`` are NaN); the codes of ``nashax.solve``.
   """
 
   value: Any
@@ -301,6 +304,10 @@ def simplex_equilibrium(game: Any, *, max_pivots: int | None = None, chunk: int 
   cost as much as the pivot); the leaving row comes from the ratio test, ties to the
   smallest label. After ``2 (n + m)`` pivots the rule switches to Bland's
   (smallest eligible label), which cannot cycle.
+  Each game is first multiplied by the power of two ``2^k`` that brings
+  ``max |A|`` into ``[1, 2)`` (exact, so a range such as float32's +-3e38,
+  whose width overflows, is solved; concrete subnormal payoffs are scaled in
+  NumPy before the call), and the value and gap are scaled back.
   At the optimum ``y = w / 1^T w``, ``x`` is the slacks' dual over its sum and
   ``v = (1 / 1^T w - 1) (max A - min A) + min A``. The returned ``gap`` is
   recomputed from ``(x, y)`` and the original payoff: it certifies the answer
