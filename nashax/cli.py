@@ -30,6 +30,44 @@ _PLOT_EPILOG = """examples:
 """
 
 
+def _cli_errors(prog: str):
+  """Wraps a subcommand: a user error is one line on stderr and exit 2, never a traceback.
+
+  User errors are ``ValueError`` (a bad config, argument or state file, named
+  by the message), ``FloatingPointError`` (NaN or overflow in training, with
+  the step and the value) and ``OSError`` (a file or folder that cannot be
+  read or written). Anything else is a bug: its traceback is printed, with a
+  line asking for a report, and the exit code is 1.
+  """
+  import functools
+
+  def wrap(fn):
+    @functools.wraps(fn)
+    def run(args: argparse.Namespace) -> int:
+      try:
+        return fn(args)
+      except (ValueError, FloatingPointError) as e:
+        print(f"nashax {prog}: {e}", file=sys.stderr)
+        return 2
+      except OSError as e:
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"nashax {prog}: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+      except KeyboardInterrupt:
+        print(f"nashax {prog}: interrupted", file=sys.stderr)
+        return 130
+      except Exception:  # noqa: BLE001 - an internal error: show it, and ask for a report
+        import traceback
+
+        traceback.print_exc()
+        print(f"nashax {prog}: internal error (not a problem with your input); please report it to the "
+              "nashax maintainers, with the traceback above and the command line", file=sys.stderr)
+        return 1
+    return run
+  return wrap
+
+
+@_cli_errors("sweep")
 def _sweep(args: argparse.Namespace) -> int:
   from nashax import sweeps
 
@@ -68,6 +106,7 @@ oracle, bradley_terry or general).
 """
 
 
+@_cli_errors("train")
 def _train(args: argparse.Namespace) -> int:
   from nashax.policies import experiment
 
@@ -97,6 +136,7 @@ skipped and counted in the first line of the output.
 """
 
 
+@_cli_errors("rank")
 def _rank(args: argparse.Namespace) -> int:
   from nashax import rank
 
@@ -119,6 +159,7 @@ def _rank(args: argparse.Namespace) -> int:
   return 0
 
 
+@_cli_errors("plot")
 def _plot(args: argparse.Namespace) -> int:
   from nashax import sweeps
 
@@ -132,6 +173,7 @@ def _plot(args: argparse.Namespace) -> int:
   return 0
 
 
+@_cli_errors("verify")
 def _verify(args: argparse.Namespace) -> int:
   from nashax.theory import registry
 

@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nashax.core import _struct
+from nashax.core import _struct, validate
 
 __all__ = [
     "Divergence",
@@ -136,6 +136,7 @@ class Divergence:
     vanish) without NaN in the value or its gradient.
     """
     log_p, log_q = jnp.asarray(log_p), jnp.asarray(log_q)
+    _broadcastable("log_p", log_p, "log_q", log_q)
     p_pos, q_pos = log_p != -jnp.inf, log_q != -jnp.inf  # NaN counts as positive mass: it propagates
     both = p_pos & q_pos
     s = jnp.where(both, log_p, 0.0) - jnp.where(both, log_q, 0.0)
@@ -531,6 +532,25 @@ def switch(members, index: jax.typing.ArrayLike) -> Divergence:
 # ------------------------------------------------------------------ f-regularized best response
 
 
+def _broadcastable(name_a: str, a, name_b: str, b) -> None:
+  """Shapes are static (also under jit): a mismatch is a ``ValueError`` naming both arguments."""
+  try:
+    np.broadcast_shapes(np.shape(a), np.shape(b))
+  except ValueError:
+    raise ValueError(f"{name_a}, {name_b}: shapes {tuple(np.shape(a))} and {tuple(np.shape(b))} do not match "
+                     "(nor broadcast)") from None
+
+
+def _check_nan(name: str, x) -> None:
+  """A concrete NaN is refused (it would come back as a NaN policy); ``-inf`` is allowed."""
+  if isinstance(x, jax.core.Tracer):
+    return
+  a = np.asarray(x)
+  if np.issubdtype(a.dtype, np.floating) and np.isnan(a).any():
+    raise ValueError(f"{name}: {int(np.isnan(a).sum())} NaN entries, first at "
+                     f"{[int(i) for i in np.argwhere(np.isnan(a))[0]]}")
+
+
 def _check_beta(beta) -> None:
   """Concrete ``beta`` must be finite and > 0 (a traced one, inside a game's metrics, is the game's own)."""
   if isinstance(beta, jax.core.Tracer):
@@ -561,7 +581,15 @@ def regularized_argmax(reward: jax.typing.ArrayLike, log_ref: jax.typing.ArrayLi
     iters: bisection steps (static).
   """
   _check_beta(beta)
+  _check_nan("reward", reward)
+  _check_nan("log_ref", log_ref)
+  if not isinstance(reward, jax.core.Tracer) and np.isposinf(np.asarray(reward, np.float64)).any():
+    raise ValueError("reward: +inf entries (a reward must be finite, or -inf to exclude an action via log_ref)")
+  validate.size("iters", iters, hi=100_000)
   r = jnp.asarray(reward)
+  if not jnp.issubdtype(r.dtype, jnp.floating):
+    r = r.astype(jnp.result_type(float))
+  _broadcastable("reward", r, "log_ref", log_ref)
   lr = jnp.broadcast_to(jnp.asarray(log_ref, r.dtype), r.shape)
   beta = jnp.asarray(beta, r.dtype)
   legal = lr > -jnp.inf

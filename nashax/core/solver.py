@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nashax.core import _struct
+from nashax.core import _struct, validate
 from nashax.core.metrics import default_residual as _default_residual
 from nashax.core.metrics import metrics as _metrics_fn
 
@@ -101,6 +101,8 @@ def _check_concrete(name: str, value, *, integer: bool = False) -> None:
   """Raises ValueError for a concrete non-finite or non-positive driver argument."""
   if isinstance(value, jax.core.Tracer):
     return
+  if np.ndim(value) == 0 or isinstance(value, (str, bytes)):  # booleans, strings, complex numbers, in words
+    validate._scalar(name, value, "a positive integer" if integer else "a finite number > 0")
   arr = np.asarray(value, np.float64)
   if arr.ndim != 0:
     raise ValueError(f"{name}: expected a scalar, got shape {arr.shape} (vmap over the call instead)")
@@ -149,6 +151,7 @@ def run(solver: Solver, game: Any, key: jax.Array, *, num_steps: int, every: int
   """
   _check_concrete("num_steps", num_steps, integer=True)
   _check_concrete("every", every, integer=True)
+  validate.size("num_steps", num_steps)
   if num_steps % every:
     raise ValueError(f"num_steps: must be a multiple of every={every}, got {num_steps}")
   return _run(solver, game, key, num_steps=num_steps, every=every, metric_fn=metric_fn)
@@ -193,7 +196,9 @@ def solve(solver: Solver, game: Any, key: jax.Array, *, tol: jax.typing.ArrayLik
     check_every: steps between residual evaluations (static).
     residual_fn: ``(game, state) -> []`` certificate (static); default: the
       duality gap, or NashConv for general-sum games.
-    divergence_cap: a residual above this stops with status DIVERGED.
+    divergence_cap: a residual above ``divergence_cap * max(1, r0)``, with
+      ``r0`` the initial residual (the problem's scale), stops with status
+      DIVERGED.
 
   Returns:
     ``(state, info)``.
@@ -210,6 +215,9 @@ def solve(solver: Solver, game: Any, key: jax.Array, *, tol: jax.typing.ArrayLik
   _check_concrete("max_steps", max_steps, integer=True)
   _check_concrete("check_every", check_every, integer=True)
   _check_concrete("divergence_cap", divergence_cap)
+  if not isinstance(max_steps, jax.core.Tracer):
+    validate.size("max_steps", max_steps)
+  validate.size("check_every", check_every)
   return _solve(solver, game, key, tol=tol, max_steps=max_steps, check_every=check_every,
                 residual_fn=residual_fn, divergence_cap=divergence_cap)
 
@@ -229,7 +237,8 @@ def _solve(
   state = solver.init(game, key)
   r0 = jnp.asarray(residual_fn(game, state))
   tol = jnp.asarray(tol, r0.dtype)
-  cap = jnp.asarray(divergence_cap, r0.dtype)
+  # Relative to the problem's scale: the initial residual (a game with payoffs of 1e9 starts near 1e9).
+  cap = jnp.asarray(divergence_cap, r0.dtype) * jnp.maximum(1.0, jnp.where(jnp.isfinite(r0), r0, 1.0))
   max_steps = jnp.asarray(max_steps, jnp.int32)
 
   def cond(carry):

@@ -16,6 +16,10 @@ __all__ = [
     "preference_matrix",
     "distribution",
     "positive_scalar",
+    "number",
+    "size",
+    "boolean",
+    "float_dtype",
 ]
 
 
@@ -104,10 +108,117 @@ def distribution(p, name: str, atol: float = 1e-5, size: int | None = None) -> n
 
 
 def positive_scalar(x, name: str) -> float:
-  """A finite scalar > 0."""
+  """A finite scalar > 0 (booleans, strings and complex numbers are refused)."""
+  if not _is_tracer(x) and np.ndim(x) == 0:
+    _scalar(name, x, "a real number > 0")
   a = finite_array(x, name)
   if a.ndim != 0:
     raise ValueError(f"{name}: expected a scalar, got shape {a.shape}")
   if not a > 0:
     raise ValueError(f"{name}: must be > 0, got {float(a)}")
   return float(a)
+
+
+# --- scalars: one vocabulary for every public number --------------------------------------------
+
+_MAX_SIZE = 2 ** 31 - 1  # the int32 range of JAX loop counters and index arithmetic
+
+
+def _is_tracer(x) -> bool:
+  import jax
+
+  return isinstance(x, jax.core.Tracer)
+
+
+def _scalar(name: str, value, what: str):
+  """``value`` as a numpy 0-d array (float64 or int64), refusing what is not a real number."""
+  if isinstance(value, (bool, np.bool_)):
+    raise ValueError(f"{name}: expected {what}, got the boolean {value!r}")
+  if value is None or isinstance(value, (str, bytes)):
+    raise ValueError(f"{name}: expected {what}, got {type(value).__name__} {value!r}")
+  if isinstance(value, (complex, np.complexfloating)):
+    raise ValueError(f"{name}: expected {what}, got the complex number {value!r}")
+  try:
+    a = np.asarray(value)
+  except Exception:  # noqa: BLE001 - an object numpy cannot read is not a number
+    raise ValueError(f"{name}: expected {what}, got {type(value).__name__}") from None
+  if a.dtype == bool:
+    raise ValueError(f"{name}: expected {what}, got a boolean array")
+  if np.issubdtype(a.dtype, np.complexfloating):
+    raise ValueError(f"{name}: expected {what}, got a complex array")
+  if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+    raise ValueError(f"{name}: expected {what}, got {type(value).__name__} {value!r}")
+  if a.ndim != 0:
+    raise ValueError(f"{name}: expected {what} (a scalar), got shape {a.shape}")
+  return a
+
+
+def number(name: str, value, *, lo=None, hi=None, lo_open: bool = False, hi_open: bool = False,
+           integer: bool = False):
+  """A finite real scalar in ``[lo, hi]`` (ends open with ``lo_open`` / ``hi_open``), or a tracer.
+
+  Refuses booleans, strings, ``None``, complex numbers, arrays with more than
+  one entry, NaN and inf, and (with ``integer``) a non-integral value, each
+  with a message naming ``name``. A tracer (the call runs under ``jit`` or
+  ``vmap``) is returned unchanged: its value is checked by the status codes of
+  whatever consumes it.
+
+  Returns:
+    ``value`` unchanged (a tracer), or a Python ``int`` (``integer=True``) or
+    ``float``.
+  """
+  if _is_tracer(value):
+    return value
+  what = "an integer" if integer else "a real number"
+  a = _scalar(name, value, what)
+  v = float(a) if np.issubdtype(a.dtype, np.floating) else int(a)
+  if isinstance(v, float) and not np.isfinite(v):
+    raise ValueError(f"{name}: must be finite, got {v}")
+  if integer and (isinstance(v, float) and v != np.floor(v)):
+    raise ValueError(f"{name}: must be an integer, got {value!r}")
+  if lo is not None and (v < lo or (lo_open and v == lo)):
+    raise ValueError(f"{name}: must be {'>' if lo_open else '>='} {lo}, got {value!r}")
+  if hi is not None and (v > hi or (hi_open and v == hi)):
+    raise ValueError(f"{name}: must be {'<' if hi_open else '<='} {hi}, got {value!r}")
+  return int(v) if integer else float(v)
+
+
+def size(name: str, n, *, lo: int = 1, hi: int = _MAX_SIZE) -> int:
+  """A concrete integer count in ``[lo, hi]`` (a size, a number of steps or samples).
+
+  Sizes shape arrays and loops, so they cannot be traced; ``hi`` (default
+  ``2**31 - 1``, JAX's int32 range) refuses absurd values before they reach an
+  allocation or an int32 overflow.
+  """
+  if _is_tracer(n):
+    raise ValueError(f"{name}: must be a concrete integer (it sets a shape or a loop length), got a tracer")
+  kind = "a positive integer" if lo == 1 else f"an integer >= {lo}"
+  a = _scalar(name, n, kind)
+  v = float(a)
+  if not np.isfinite(v) or v != np.floor(v) or v < lo:
+    raise ValueError(f"{name}: must be {kind}, got {n!r}")
+  if v > hi:
+    raise ValueError(f"{name}: must be at most {hi}, got {n!r}")
+  return int(a)
+
+
+def boolean(name: str, value) -> bool:
+  """A true boolean (``True`` / ``False`` / numpy bool); 0, 1 and strings are refused."""
+  if isinstance(value, (bool, np.bool_)):
+    return bool(value)
+  raise ValueError(f"{name}: expected true or false, got {type(value).__name__} {value!r}")
+
+
+def float_dtype(name: str, dtype):
+  """``dtype`` if it is ``None`` or a floating dtype; integer, boolean and complex dtypes are refused."""
+  if dtype is None:
+    return None
+  import jax.numpy as jnp
+
+  try:
+    d = jnp.dtype(dtype)
+  except Exception:  # noqa: BLE001
+    raise ValueError(f"{name}: not a dtype: {dtype!r}") from None
+  if not jnp.issubdtype(d, jnp.floating):
+    raise ValueError(f"{name}: must be a floating dtype (float32 or float64), got {d}")
+  return dtype

@@ -28,7 +28,7 @@ __all__ = [
 
 
 def _f(dtype):
-  return dtype or jnp.result_type(float)
+  return validate.float_dtype("dtype", dtype) or jnp.result_type(float)
 
 
 def weighted_rock_paper_scissors(
@@ -91,10 +91,13 @@ def colonel_blotto(soldiers: int, battlefields: int, dtype: Any = None) -> Matri
   >>> colonel_blotto(3, 2).payoff.shape
   (4, 4)
   """
-  if int(soldiers) != soldiers or soldiers < 1:
-    raise ValueError(f"soldiers: must be a positive integer, got {soldiers}")
-  if int(battlefields) != battlefields or battlefields < 1:
-    raise ValueError(f"battlefields: must be a positive integer, got {battlefields}")
+  soldiers = validate.size("soldiers", soldiers, hi=4096)
+  battlefields = validate.size("battlefields", battlefields, hi=64)
+  import math
+
+  if math.comb(soldiers + battlefields - 1, battlefields - 1) > 4096:
+    raise ValueError(f"soldiers: {soldiers} soldiers on {battlefields} battlefields give "
+                     f"{math.comb(soldiers + battlefields - 1, battlefields - 1)} actions (at most 4096)")
   allocs = [c for c in itertools.product(range(soldiers + 1), repeat=battlefields) if sum(c) == soldiers]
   s = np.array(allocs)
   payoff = np.sign(s[:, None, :] - s[None, :, :]).sum(-1)
@@ -128,6 +131,7 @@ def random_zero_sum(key: jax.Array, n: int, m: int, dtype: Any = None) -> Matrix
   >>> random_zero_sum(jax.random.key(0), 3, 4).payoff.shape
   (3, 4)
   """
+  n, m = validate.size("n", n), validate.size("m", m)
   return MatrixGame(jax.random.uniform(key, (n, m), _f(dtype), -1.0, 1.0))
 
 
@@ -154,6 +158,8 @@ def random_interior_zero_sum(key: jax.Array, n: int, value: float = 0.0, dtype: 
   Returns:
     ``(game, (x*, y*))``.
   """
+  n = validate.size("n", n)
+  value = validate.number("value", value)
   kb, kx, ky = jax.random.split(key, 3)
   dt = _f(dtype)
   b = jax.random.uniform(kb, (n, n), dt, -1.0, 1.0)

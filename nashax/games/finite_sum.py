@@ -61,7 +61,8 @@ def random_annotator_preference_sum(key: jax.Array, n: int, k: int, dtype: Any =
   Each ``P_i``: upper triangle Uniform(0, 1), lower triangle ``1 - P^T``
   (THEORY.md section 0's generator).
   """
-  u = jax.random.uniform(key, (n, k, k), dtype or jnp.result_type(float))
+  n, k = validate.size("n", n), validate.size("k", k)
+  u = jax.random.uniform(key, (n, k, k), validate.float_dtype("dtype", dtype) or jnp.result_type(float))
   upper = jnp.triu(u, 1)
   lower = jnp.broadcast_to(jnp.tril(jnp.ones((k, k), u.dtype), -1), (n, k, k))
   p = upper + jnp.swapaxes(1.0 - upper, 1, 2) * lower + 0.5 * jnp.broadcast_to(jnp.eye(k, dtype=u.dtype), (n, k, k))
@@ -76,10 +77,11 @@ def random_bilinear_sum(key: jax.Array, n: int, dim: int, lipschitz: float = 1.0
   rescaled so that ``L = lipschitz``; ``b_i, c_i`` Gaussian (unconstrained) or
   zero (``constrained``: the matrix game on two simplices).
   """
-  validate.positive_scalar(lipschitz, "lipschitz")
-  if int(n) < 1 or int(dim) < 1:
-    raise ValueError(f"n, dim: must be >= 1, got {n}, {dim}")
-  dtype = dtype or jnp.result_type(float)
+  validate.number("lipschitz", lipschitz, lo=0.0, lo_open=True)
+  n, dim = validate.size("n", n), validate.size("dim", dim)
+  spread = validate.number("spread", spread)
+  validate.boolean("constrained", constrained)
+  dtype = validate.float_dtype("dtype", dtype) or jnp.result_type(float)
   k1, k2, k3, k4 = jax.random.split(key, 4)
   a = (jnp.broadcast_to(jax.random.normal(k1, (dim, dim), dtype), (n, dim, dim))
        + spread * jax.random.normal(k2, (n, dim, dim), dtype))
@@ -163,7 +165,10 @@ def random_least_squares(key: jax.Array, n: int, dim: int, *, noise: float = 0.5
   Rows are Gaussian with covariance ``diag(decay^j)``, normalised to unit
   length; ``b_i = a_i^T x_true + noise * N(0, 1)``; ``dtype`` defaults to JAX's float.
   """
-  dtype = dtype or jnp.result_type(float)
+  n, dim = validate.size("n", n), validate.size("dim", dim)
+  noise = validate.number("noise", noise, lo=0.0)
+  decay = validate.number("decay", decay, lo=0.0, lo_open=True)
+  dtype = validate.float_dtype("dtype", dtype) or jnp.result_type(float)
   k1, k2, k3 = jax.random.split(key, 3)
   scales = decay ** (jnp.arange(dim, dtype=dtype) / 2.0)
   a = jax.random.normal(k1, (n, dim), dtype) * scales[None, :]

@@ -32,12 +32,15 @@ def bernoulli_game(key: jax.Array, shape: tuple, *, constant_sum: bool = False, 
   ``constant_sum`` (two players): ``payoffs[1] = 1 - payoffs[0]``, the
   probability that the column agent wins.
   """
-  shape = tuple(int(a) for a in shape)
+  if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__"):
+    raise ValueError(f"shape: expected a tuple of strategy counts, got {shape!r}")
+  shape = tuple(validate.size(f"shape[{i}]", a) for i, a in enumerate(shape))
+  validate.boolean("constant_sum", constant_sum)
   if len(shape) < 1 or min(shape) < 1:
     raise ValueError(f"shape: expected at least one player with >= 1 strategy, got {shape}")
   if constant_sum and len(shape) != 2:
     raise ValueError(f"constant_sum: needs two players, got shape {shape}")
-  dtype = dtype or jnp.result_type(float)
+  dtype = validate.float_dtype("dtype", dtype) or jnp.result_type(float)
   if constant_sum:
     p = jax.random.uniform(key, shape, dtype)
     return NormalFormGame(jnp.stack([p, 1.0 - p]))
@@ -46,8 +49,7 @@ def bernoulli_game(key: jax.Array, shape: tuple, *, constant_sum: bool = False, 
 
 def sample_outcomes(key: jax.Array, game: NormalFormGame, num_samples: int) -> jax.Array:
   """``[num_samples, K, *shape]`` Bernoulli outcomes with the game's payoffs as means (payoffs in [0, 1])."""
-  if int(num_samples) < 1:
-    raise ValueError(f"num_samples: must be >= 1, got {num_samples}")
+  validate.size("num_samples", num_samples)
   p = game.payoffs
   shape = (int(num_samples),) + p.shape
   return jax.random.bernoulli(key, jnp.broadcast_to(p, shape), shape).astype(p.dtype)
@@ -65,8 +67,13 @@ def payoff_table(source: Any, num_players: Optional[int] = None, dtype: Any = No
       the K payoffs; a header row of non-numbers is skipped).
     num_players: ``K`` for a CSV (default: half the number of columns).
   """
+  if num_players is not None:
+    num_players = validate.size("num_players", num_players, hi=64)
+  validate.float_dtype("dtype", dtype)
   if isinstance(source, (str, os.PathLike)):
     rows = []
+    if not os.path.isfile(source):
+      raise ValueError(f"source: no such file {os.fspath(source)!r}")
     with open(source, newline="") as fh:
       for i, row in enumerate(csv.reader(fh)):
         if not row:
@@ -92,6 +99,10 @@ def payoff_table(source: Any, num_players: Optional[int] = None, dtype: Any = No
       raise ValueError("source: strategy indices must be integers >= 0")
     prof = prof.astype(int)
     shape = tuple(int(m) + 1 for m in prof.max(0))
+    cells = int(np.prod([float(m) for m in shape])) * k
+    if cells > max(64 * len(rows) * k, 1 << 20):
+      raise ValueError(f"source: strategy indices up to {[m - 1 for m in shape]} make a table of {cells} "
+                       f"entries from {len(rows)} rows: every pure profile needs a row")
     seen = np.zeros(shape, bool)
     table = np.full((k,) + shape, np.nan)
     for p, u in zip(prof, data[:, k:]):

@@ -28,7 +28,7 @@ __all__ = [
 
 
 def _f(dtype):
-  return dtype or jnp.result_type(float)
+  return validate.float_dtype("dtype", dtype) or jnp.result_type(float)
 
 
 def random_preference_game(key: jax.Array, n: int, dtype: Any = None) -> PreferenceGame:
@@ -43,6 +43,7 @@ def random_preference_game(key: jax.Array, n: int, dtype: Any = None) -> Prefere
   >>> bool(jnp.allclose(g.preference + g.preference.T, 1.0))
   True
   """
+  n = validate.size("n", n)
   u = jax.random.uniform(key, (n, n), _f(dtype))
   upper = jnp.triu(u, 1)
   p = upper + jnp.tril(1.0 - upper.T, -1) + 0.5 * jnp.eye(n, dtype=u.dtype)
@@ -60,6 +61,8 @@ def condorcet_cycle(n: int = 3, p: float = 1.0, dtype: Any = None) -> Preference
     n: odd number of responses, >= 3.
     p: probability that the favoured response wins, in (1/2, 1].
   """
+  n = validate.size("n", n, lo=3, hi=1 << 14)
+  p = validate.number("p", p)
   if int(n) != n or n < 3 or n % 2 == 0:
     raise ValueError(f"n: a regular tournament needs an odd n >= 3, got {n}")
   if not 0.5 < p <= 1.0:
@@ -138,6 +141,7 @@ def three_rater_cycle(eps: float = 0.1, dtype: Any = None) -> PreferenceGame:
   ``(1/3 + eps/2, 1/3 + eps/2, 1/3 - eps)`` for small ``|eps|`` (THEORY.md
   section 4; the LP gives it at ``eps = +-0.1``).
   """
+  eps = validate.number("eps", eps)
   if not -2.0 / 3.0 < eps < 1.0 / 3.0:
     raise ValueError(f"eps: the shares 1/3 - eps and 1/3 + eps/2 must be positive, need -2/3 < eps < 1/3, got {eps}")
   base = np.full((3, 3, 3), 0.5)
@@ -149,6 +153,7 @@ def three_rater_cycle(eps: float = 0.1, dtype: Any = None) -> PreferenceGame:
 def random_contextual_preference_game(key: jax.Array, num_prompts: int, n: int, dtype: Any = None
                                       ) -> ContextualPreferenceGame:
   """Independent random intransitive preference games per prompt, uniform prompt weights."""
+  num_prompts, n = validate.size("num_prompts", num_prompts), validate.size("n", n)
   keys = jax.random.split(key, num_prompts)
   p = jax.vmap(lambda k: random_preference_game(k, n, dtype).preference)(keys)
   return ContextualPreferenceGame(p, jnp.full((num_prompts,), 1.0 / num_prompts, p.dtype))

@@ -7,7 +7,13 @@ unknown keys: each refused with a message naming the key).
 oracle and initial policy, on a ``Mesh`` of all devices (the batch sharded),
 with a progress bar; every ``checkpoint_every`` steps the whole train state
 is saved with orbax, and a run started again resumes from the newest
-checkpoint and continues exactly (a finished one is not run again). Per
+checkpoint and continues exactly (a finished one is not run again). Each
+checkpoint carries a manifest of sha256 checksums and the metrics rows up to
+its step: a damaged checkpoint is skipped (with a warning) for the newest
+valid one, ``metrics.csv`` is rewritten from the checkpoint it resumes from
+(so a kill never loses or replaces a row), and a lock refuses a second run
+into the same folder. A NaN or inf metric stops the run with a
+``FloatingPointError`` naming the step and the value. Per
 algorithm it writes ``metrics.csv`` (step, loss, KL to the reference, win rate
 against the reference, exploitability on the oracle's game); at the end a
 comparison plot of all of them.
@@ -34,6 +40,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import os
 from typing import Any, Callable, Mapping, Optional
@@ -41,8 +48,10 @@ from typing import Any, Callable, Mapping, Optional
 import jax
 import numpy as np
 
+from nashax import _files
 from nashax._files import check_folder, read_toml, stem
 from nashax._progress import Progress
+from nashax.core import validate
 from nashax.policies import oracles as O
 from nashax.policies import reward_model as RM
 from nashax.policies import transformer as T
@@ -99,6 +108,22 @@ def _table(where, v) -> dict:
   return dict(v)
 
 
+def _check_types(where: str, table: dict, cls) -> None:
+  """Each value of a [model] / [train] table against its dataclass field's type: a boolean where a boolean
+  is meant, a real number where a number is (booleans, strings and complex numbers refused), in words."""
+  kinds = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+  for k, v in table.items():
+    kind = kinds.get(k, "")
+    if v is None and "Optional" in kind:
+      continue
+    if kind == "bool":
+      validate.boolean(f"{where}.{k}", v)
+    elif "int" in kind and kind != "tuple":
+      validate.number(f"{where}.{k}", v, integer=True, hi=2 ** 31 - 1)
+    elif "float" in kind:
+      validate.number(f"{where}.{k}", v)
+
+
 def experiment_from_dict(d: Mapping[str, Any], *, name: Optional[str] = None) -> Experiment:
   """Validates an experiment given as a dict in the TOML layout (see the module docstring).
 
@@ -116,6 +141,7 @@ def experiment_from_dict(d: Mapping[str, Any], *, name: Optional[str] = None) ->
       raise ValueError(f"model.{k}: unknown key; [model] takes {sorted(fields)}")
   if "vocab_size" not in model:
     raise ValueError("model.vocab_size: missing")
+  _check_types("model", model, T.TransformerConfig)
   mc = T.TransformerConfig(**model).validate()
   oracle = {"margin": 0.3, "noise": 0.1, "seed": 0, **_table("oracle", d.get("oracle", {}))}
   for k in oracle:
@@ -124,6 +150,11 @@ def experiment_from_dict(d: Mapping[str, Any], *, name: Optional[str] = None) ->
   for k in ("num_classes", "response_len"):
     if k not in oracle:
       raise ValueError(f"oracle.{k}: missing")
+  for k in ("num_classes", "response_len"):
+    validate.size(f"oracle.{k}", oracle[k])
+  for k in ("margin", "noise"):
+    validate.number(f"oracle.{k}", oracle[k])
+  validate.size("oracle.seed", oracle["seed"], lo=0)
   try:
     O.check_cyclic(oracle["num_classes"], mc.vocab_size, oracle["response_len"], margin=oracle["margin"],
                    noise=oracle["noise"])
@@ -149,6 +180,7 @@ def experiment_from_dict(d: Mapping[str, Any], *, name: Optional[str] = None) ->
     raise ValueError(f"train.algorithm: a non-empty list without repeats, got {algs}")
   if "mnpo_weights" in train:
     train["mnpo_weights"] = tuple(train["mnpo_weights"])
+  _check_types("train", train, TrainConfig)
   trains = tuple(TrainConfig(a, **train).validate() for a in algs)
   run = _table("run", d.get("run", {}))
   for k in run:
@@ -158,6 +190,7 @@ def experiment_from_dict(d: Mapping[str, Any], *, name: Optional[str] = None) ->
   for k, v in (("eval_every", ev), ("checkpoint_every", ck), ("preference_steps", run.get("preference_steps", 2000))):
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
       raise ValueError(f"run.{k}: must be a positive integer, got {v!r}")
+    validate.size(f"run.{k}", v)
   pref = run.get("preference", "oracle")
   if pref not in _PREFERENCES:
     raise ValueError(f"run.preference: one of {list(_PREFERENCES)}, got {pref!r}")
@@ -178,12 +211,12 @@ def _read_rows(path: str) -> list:
 
 
 def _write_rows(path: str, rows: list) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=["step", *METRICS])
-    w.writeheader()
-    w.writerows(rows)
-  os.replace(tmp, path)
+  """The whole table, atomically (a reader or a kill sees the old file or the new one)."""
+  s = io.StringIO(newline="")
+  w = csv.DictWriter(s, fieldnames=["step", *METRICS])
+  w.writeheader()
+  w.writerows(rows)
+  _files.atomic_write(path, s.getvalue().encode())
 
 
 def _mesh(devices) -> jax.sharding.Mesh:
@@ -209,12 +242,16 @@ def run_experiment(config: Any, out: Optional[str] = None, *, progress: bool = T
   exp = config if isinstance(config, Experiment) else (
       load_experiment(config) if isinstance(config, (str, os.PathLike)) else experiment_from_dict(config))
   out = out or os.path.join("runs", "train", exp.name)
-  os.makedirs(out, exist_ok=True)
+  _files.make_folder(out)
+  with _files.folder_lock(out):
+    return _run_locked(exp, out, progress, devices, stop_after, log)
+
+
+def _run_locked(exp, out, progress, devices, stop_after, log) -> dict:
   fp_path = os.path.join(out, "experiment.json")
   fp = exp.fingerprint()
   if check_folder(fp_path, fp, "experiment") is None:
-    with open(fp_path, "w") as f:
-      json.dump({"fingerprint": fp, "name": exp.name}, f)
+    _files.atomic_write(fp_path, json.dumps({"fingerprint": fp, "name": exp.name}).encode())
   devs = list(devices) if devices is not None else jax.devices()
   for t in exp.trains:
     if t.batch_size % len(devs):
@@ -263,27 +300,43 @@ def _compiled(exp, t, oracle, pref, mesh):
 
 
 def _run_one(exp, t, oracle, pref, mesh, out, progress, stop_after, log) -> dict:
-  os.makedirs(out, exist_ok=True)
+  """One algorithm: restore the newest valid checkpoint (its metrics rows included), train, checkpoint.
+
+  ``metrics.csv`` never loses or replaces a row under a kill: the rows up to
+  a checkpoint (and the losses since the last evaluation) are saved in that
+  checkpoint's manifest, after its arrays, and the table is rewritten from
+  them (atomically) right after; a resumed run truncates the table to its
+  checkpoint and recomputes the rest exactly.
+  """
+  _files.make_folder(out)
   trainer, step, evaluate = _compiled(exp, t, oracle, pref, mesh)
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   state = jax.device_put(trainer.init(jax.random.key(t.seed)), replicated)
   ckpt = Checkpoints(os.path.join(out, "checkpoints"))
   metrics_path = os.path.join(out, "metrics.csv")
-  rows = []
-  done = ckpt.latest()
-  if done is not None:
-    state = ckpt.restore(done, state)
-    rows = [r for r in _read_rows(metrics_path) if int(r["step"]) <= done]
+  losses: list = []
+  try:
+    found = ckpt.restore_latest(state, warn=lambda m: log(f"nashax train: {t.algorithm}: WARNING {m}"))
+  except ValueError as e:
+    ckpt.close()
+    raise ValueError(f"{t.algorithm}: {e}") from None
+  if found is not None:
+    done, state, extra = found
+    try:
+      rows, losses = list(extra["rows"]), [float(v) for v in extra["losses"]]
+    except (TypeError, KeyError, ValueError):
+      ckpt.close()
+      raise ValueError(f"checkpoint: the manifest of {ckpt.directory}/{done} holds no metrics rows") from None
+    _write_rows(metrics_path, rows)  # truncated to the checkpoint: later rows are recomputed
     if done >= t.num_steps:
       log(f"nashax train: {t.algorithm} already finished ({done} steps) in {out}")
       ckpt.close()
       return _columns(rows)
     log(f"nashax train: {t.algorithm}: resuming from step {done}")
-  if not rows:
-    rows.append(_row(0, float("nan"), evaluate(state)))
+  else:
+    rows = [_row(0, float("nan"), evaluate(state))]
   start = int(state.step)
   bar = Progress(t.num_steps, start, progress, unit=f"steps {t.algorithm}")
-  losses = []
   for s in range(start, t.num_steps):
     if stop_after is not None and s - start >= stop_after:
       break
@@ -292,23 +345,26 @@ def _run_one(exp, t, oracle, pref, mesh, out, progress, stop_after, log) -> dict
     n = s + 1
     if n % exp.eval_every == 0 or n == t.num_steps:
       e = evaluate(state)
-      rows.append(_row(n, float(np.mean([float(v) for v in losses])), e))
+      rows.append(_row(n, float(np.mean([float(v) for v in losses])), e, t))
       losses = []
       bar.update(exp.eval_every if n % exp.eval_every == 0 else n % exp.eval_every,
                  f"exploitability {float(e['exploitability']):.4f}")
     if n % exp.checkpoint_every == 0 or n == t.num_steps:
-      ckpt.save(n, state)
+      ckpt.save(n, state, extra={"rows": rows, "losses": [float(v) for v in losses]})
       _write_rows(metrics_path, rows)
   _write_rows(metrics_path, rows)
   ckpt.close()
   return _columns(rows)
 
 
-def _row(step: int, loss: float, e: dict) -> dict:
+def _row(step: int, loss: float, e: dict, t: Any = None) -> dict:
   r = {"step": step, "loss": loss}
   r.update({k: float(e[k]) for k in METRICS if k != "loss"})
-  if not all(np.isfinite(v) for k, v in r.items() if k not in ("loss",)):
-    raise FloatingPointError(f"non-finite metrics at step {step}: {r} (a learning rate may be too large)")
+  bad = [(k, v) for k, v in r.items() if not np.isfinite(v) and (k != "loss" or step > 0)]
+  if bad:
+    hint = f" (train.lr = {t.lr} may be too large)" if t is not None and hasattr(t, "lr") else \
+        " (a learning rate may be too large)"
+    raise FloatingPointError(f"train: non-finite metric at step {step}: {bad[0][0]} = {bad[0][1]}{hint}")
   return r
 
 

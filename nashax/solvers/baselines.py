@@ -33,6 +33,26 @@ __all__ = [
 ]
 
 
+def _check_bradley_terry(preference, pair_weights) -> None:
+  """Concrete inputs of ``fit_bradley_terry``: a finite square ``[..., n, n]`` of probabilities, and
+  finite nonnegative pair weights of a broadcastable shape (traced ones are not checked)."""
+  if isinstance(preference, jax.core.Tracer):
+    return
+  p = validate.finite_array(preference, "preference")
+  if p.ndim < 2 or p.shape[-1] != p.shape[-2] or p.shape[-1] < 1:
+    raise ValueError(f"preference: expected a square [..., n, n] table with n >= 1, got shape {p.shape}")
+  if (p < 0).any() or (p > 1).any():
+    raise ValueError("preference: entries must be probabilities in [0, 1]")
+  if pair_weights is not None and not isinstance(pair_weights, jax.core.Tracer):
+    w = validate.finite_array(pair_weights, "pair_weights")
+    try:
+      np.broadcast_shapes(w.shape, p.shape)
+    except ValueError:
+      raise ValueError(f"pair_weights: shape {w.shape} does not broadcast to preference's {p.shape}") from None
+    if (w < 0).any():
+      raise ValueError("pair_weights: weights must be >= 0")
+
+
 def fit_bradley_terry(preference: jax.typing.ArrayLike, pair_weights: Optional[jax.typing.ArrayLike] = None, *,
                       mask: Optional[jax.Array] = None, steps: int = 30, ridge: float = 1e-9) -> jax.Array:
   r"""Maximum-likelihood Bradley-Terry rewards from pairwise preference probabilities.
@@ -58,7 +78,12 @@ def fit_bradley_terry(preference: jax.typing.ArrayLike, pair_weights: Optional[j
     Bradley and Terry, "Rank Analysis of Incomplete Block Designs", Biometrika 1952;
     Hunter, "MM algorithms for generalized Bradley-Terry models", Ann. Stat. 2004.
   """
+  _check_bradley_terry(preference, pair_weights)
+  steps = validate.size("steps", steps, hi=1_000_000)
+  ridge = validate.number("ridge", ridge, lo=0.0)
   p = jnp.asarray(preference)
+  if not jnp.issubdtype(p.dtype, jnp.floating):
+    p = p.astype(jnp.result_type(float))
   w = jnp.ones_like(p) if pair_weights is None else jnp.asarray(pair_weights, p.dtype)
   n = p.shape[-1]
   eye = jnp.eye(n, dtype=p.dtype)

@@ -272,9 +272,12 @@ class SimplexSolution(NamedTuple):
     gap: ``[...]`` the exact duality gap of ``(x, y)`` (the certificate:
       ~1e-13 in float64 when ``status`` is SUCCESS; float32 gives ~1e-4).
     pivots: ``int32[...]`` simplex pivots taken.
-    status: ``int32[...]``: ``SUCCESS`` (an optimal basis), ``MAX_STEPS``
-      (the pivot budget ran out) or ``NONFINITE`` (NaN/inf payoffs; then
-      ``value``, ``x``, ``y`` and ``gap`` are NaN); the codes of ``nashax.solve``.
+    status: ``int32[...]``: ``SUCCESS`` (an optimal basis whose value is
+      finite and whose gap is within ``eps^(1/3)`` of the payoff range),
+      ``MAX_STEPS`` (the pivot budget ran out, or round-off left the basis
+      uncertified) or ``NONFINITE`` (NaN/inf payoffs, or subnormal payoffs
+      under jit, which XLA's CPU arithmetic flushes to zero; then ``value``,
+      ``x``, ``y`` and ``gap`` are NaN); the codes of ``nashax.solve``.
   """
 
   value: Any
@@ -301,6 +304,10 @@ def simplex_equilibrium(game: Any, *, max_pivots: int | None = None, chunk: int 
   cost as much as the pivot); the leaving row comes from the ratio test, ties to the
   smallest label. After ``2 (n + m)`` pivots the rule switches to Bland's
   (smallest eligible label), which cannot cycle.
+  Each game is first multiplied by the power of two ``2^k`` that brings
+  ``max |A|`` into ``[1, 2)`` (exact, so a range such as float32's +-3e38,
+  whose width overflows, is solved; concrete subnormal payoffs are scaled in
+  NumPy before the call), and the value and gap are scaled back.
   At the optimum ``y = w / 1^T w``, ``x`` is the slacks' dual over its sum and
   ``v = (1 / 1^T w - 1) (max A - min A) + min A``. The returned ``gap`` is
   recomputed from ``(x, y)`` and the original payoff: it certifies the answer
@@ -363,7 +370,31 @@ def simplex_equilibrium(game: Any, *, max_pivots: int | None = None, chunk: int 
     raise ValueError(f"chunk: must be a positive integer, got {chunk!r}")
   rm = jnp.ones(a.shape[:-1], bool) if rm is None else jnp.broadcast_to(rm, a.shape[:-1])
   cm = jnp.ones(a.shape[:-2] + (m,), bool) if cm is None else jnp.broadcast_to(cm, a.shape[:-2] + (m,))
+  if not jnp.issubdtype(a.dtype, jnp.floating):
+    a = a.astype(jnp.result_type(float))
+  k = _subnormal_prescale(a)
+  if k is not None:  # concrete payoffs with subnormal entries: scale them up here, in NumPy (exact)
+    an = np.ldexp(np.asarray(a), k[..., None, None])
+    sol = _simplex_batched(jnp.asarray(an.astype(a.dtype)), rm, cm, int(max_pivots), int(chunk))
+    back = lambda v: jnp.asarray(np.ldexp(np.asarray(v), -k).astype(a.dtype))
+    return sol._replace(value=back(sol.value), gap=back(sol.gap))
   return _simplex_batched(a, rm, cm, int(max_pivots), int(chunk))
+
+
+def _subnormal_prescale(a):
+  """Per game, ``k`` with ``max |A| 2^k`` in ``[1, 2)`` when some concrete entry is subnormal; else None.
+
+  Subnormal numbers are flushed to zero by XLA's CPU arithmetic, so such a
+  game cannot be scaled inside the compiled solver (there it is NONFINITE).
+  """
+  if isinstance(a, jax.core.Tracer) or np.dtype(a.dtype) not in _FLOAT_BITS:
+    return None
+  an = np.abs(np.asarray(a))
+  tiny = np.finfo(an.dtype).tiny
+  if not ((an > 0) & (an < tiny)).any():
+    return None
+  amax = an.astype(np.float64).max(axis=(-2, -1))
+  return np.where(amax > 0, -np.floor(np.log2(np.where(amax > 0, amax, 1.0))), 0.0).astype(np.int64)
 
 
 @functools.partial(jax.jit, static_argnums=(3, 4))
@@ -465,26 +496,74 @@ def _read(c: _Tableau):
   return t[n, m], w, u
 
 
-def _finish(a, rm, cm, z, w, u, pivots, optimal) -> SimplexSolution:
-  """Strategies, value, certificate and status of one game from its final basis."""
+_FLOAT_BITS = {np.dtype(np.float32): (np.int32, 23, 127), np.dtype(np.float64): (np.int64, 52, 1023)}
+
+
+def _pow2(j, dt):
+  """``2.0 ** j`` in ``dt``, built from its bits (exact; ``j`` within the normal exponent range)."""
+  ib, mbits, bias = _FLOAT_BITS[np.dtype(dt)]
+  return jax.lax.bitcast_convert_type((j.astype(ib) + bias) << mbits, dt)
+
+
+def _exponent_scale(a, rm, cm):
+  """``k`` with ``max |A| 2^k`` in ``[1, 2)`` over the live finite entries, and whether any is subnormal.
+
+  Read from the bits, not by arithmetic: XLA on a CPU flushes subnormal
+  numbers to zero in arithmetic and comparisons, so ``|a| > 0`` is False for
+  ``a = 1e-40`` in float32.
+  """
+  if np.dtype(a.dtype) not in _FLOAT_BITS:
+    return jnp.zeros((), jnp.int32), jnp.zeros((), bool)
+  ib, mbits, bias = _FLOAT_BITS[np.dtype(a.dtype)]
+  bits = jax.lax.bitcast_convert_type(a, ib) & np.array(np.iinfo(ib).max, ib)
+  expo = bits >> mbits
+  live = rm[:, None] & cm[None, :]
+  subnormal = jnp.any(live & (expo == 0) & (bits != 0))
+  emax = jnp.max(jnp.where(live & (expo < 2 * bias + 1), expo, 0))
+  return jnp.where(emax > 0, bias - emax, 0).astype(jnp.int32), subnormal
+
+
+def _times_pow2(v, k):
+  """``v * 2^k`` exactly, in two factors that stay in the normal range."""
+  if np.dtype(v.dtype) not in _FLOAT_BITS:
+    return v
+  h = k // 2
+  return v * _pow2(h, v.dtype) * _pow2(k - h, v.dtype)
+
+
+def _finish(a, rm, cm, z, w, u, pivots, optimal, k, subnormal) -> SimplexSolution:
+  """Strategies, value, certificate and status of one game from its final basis.
+
+  ``a`` is the payoff times ``2^k``: the value and the gap are scaled back.
+  SUCCESS needs an optimal basis, a finite value and a gap within
+  ``eps^(1/3)`` of the (scaled) payoff range; otherwise the status is
+  MAX_STEPS (round-off spoilt the basis) or NONFINITE.
+  """
   from nashax.core.solver import MAX_STEPS, NONFINITE, SUCCESS
 
   a, lo, scale, finite = _prepared(a, rm, cm)
-  finite = finite & jnp.any(rm) & jnp.any(cm)  # a player without a legal action has no equilibrium either
+  finite = finite & jnp.any(rm) & jnp.any(cm) & ~subnormal  # a player without a legal action has no equilibrium either
   w = jnp.where(cm, jnp.maximum(w, 0.0), 0.0)
   u = jnp.where(rm, jnp.maximum(u, 0.0), 0.0)
   y, x = w / jnp.sum(w), u / jnp.sum(u)
   value = (1.0 / z - 1.0) * scale + lo
   gap = metrics_lib.duality_gap(MatrixGame(a, rm, cm), (x, y))
-  status = jnp.where(~finite, NONFINITE, jnp.where(optimal, SUCCESS, MAX_STEPS)).astype(jnp.int32)
+  tol = jnp.finfo(a.dtype).eps ** (1.0 / 3.0) * jnp.maximum(scale, 1.0)
+  certified = jnp.isfinite(value) & jnp.isfinite(gap) & (gap <= tol)
+  finite = finite & jnp.isfinite(value)
+  status = jnp.where(~finite, NONFINITE, jnp.where(optimal & certified, SUCCESS, MAX_STEPS)).astype(jnp.int32)
   nan = lambda v: jnp.where(finite, v, jnp.nan)
+  value, gap = _times_pow2(value, -k), _times_pow2(gap, -k)
   return SimplexSolution(nan(value), nan(x), nan(y), nan(gap), pivots, status)
 
 
 def _solve_one(a, rm, cm, max_pivots: int) -> SimplexSolution:
-  """One game: pivot from the slack basis until optimal (or out of budget), then read the basis."""
+  """One game: scale by a power of two, pivot from the slack basis until optimal (or out of budget),
+  then read the basis."""
+  k, subnormal = _exponent_scale(a, rm, cm)
+  a = _times_pow2(a, k)
   c = jax.lax.while_loop(lambda c: _active(c, max_pivots), lambda c: _pivot(c, max_pivots), _tableau(a, rm, cm))
-  return _finish(a, rm, cm, *_read(c), c.pivots, c.optimal)
+  return _finish(a, rm, cm, *_read(c), c.pivots, c.optimal, k, subnormal)
 
 
 def _lockstep(a, rm, cm, *, max_pivots: int, chunk: int) -> SimplexSolution:

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nashax.core import validate
+
 __all__ = ["EloRatings", "elo", "NashAverage", "nash_averaging", "ResponseGraphEstimate", "response_graph_ucb",
            "sample_bound", "PolicyRanking", "rank_policies"]
 
@@ -59,6 +61,16 @@ def elo(win_rates: jax.typing.ArrayLike, counts: Optional[jax.typing.ArrayLike] 
   """
   w = jnp.asarray(_check_win_rates(win_rates) if not isinstance(win_rates, jax.core.Tracer) else win_rates)
   k = w.shape[0]
+  prior = validate.number("prior", prior, lo=0.0)
+  iters = validate.size("iters", iters, hi=1_000_000)
+  if counts is not None and not isinstance(counts, jax.core.Tracer):
+    c = validate.finite_array(counts, "counts")
+    if c.shape != (k, k):
+      raise ValueError(f"counts: expected shape {(k, k)} like win_rates, got {c.shape}")
+    off = ~np.eye(k, dtype=bool)
+    if (c[off] < 0).any() or (c[off] > 1e12).any():
+      bad = c[off][(c[off] < 0) | (c[off] > 1e12)][0]
+      raise ValueError(f"counts: match counts must lie in [0, 1e12], got {bad}")
   n = jnp.ones_like(w) if counts is None else jnp.asarray(counts, w.dtype)
   n = jnp.where(jnp.eye(k, dtype=bool), 0.0, n)
 
@@ -106,6 +118,8 @@ def nash_averaging(win_rates: jax.typing.ArrayLike, *, eps: float = 1e-6, steps:
   ``log sum_i exp((A lam)_i)``, found by accelerated projected gradient.
   """
   w = jnp.asarray(_check_win_rates(win_rates) if not isinstance(win_rates, jax.core.Tracer) else win_rates)
+  eps = validate.number("eps", eps, lo=0.0, hi=0.5, lo_open=True, hi_open=True)
+  steps = validate.size("steps", steps)
   wc = jnp.clip(w, eps, 1.0 - eps)
   a = jnp.log(wc) - jnp.log1p(-wc)
   a = 0.5 * (a - a.T)  # exactly antisymmetric

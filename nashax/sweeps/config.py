@@ -36,6 +36,7 @@ from typing import Any, Mapping, Optional
 import jax
 
 from nashax._files import read_toml, stem
+from nashax.core import validate
 from nashax.core.metrics import Metrics
 from nashax.sweeps import registry
 
@@ -177,7 +178,15 @@ def _grid_values(where: str, value: Any) -> tuple:
 def _positive_int(where: str, value: Any, minimum: int = 1) -> int:
   if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
     raise ValueError(f"{where}: must be an integer >= {minimum}, got {value!r}")
-  return int(value)
+  return validate.size(where, value, lo=minimum)
+
+
+def _bool_allowed(sname: str, k: str) -> bool:
+  """Whether the solver factory's keyword ``k`` is a boolean option (its default is a bool)."""
+  import inspect
+
+  p = inspect.signature(registry.SOLVERS[sname]).parameters.get(k)
+  return p is not None and isinstance(p.default, bool)
 
 
 def _table(where: str, value: Any) -> dict:
@@ -248,7 +257,10 @@ def from_dict(d: Mapping[str, Any], *, name: Optional[str] = None) -> SweepConfi
     for k, v in s.items():
       if k not in params:
         raise ValueError(f"{where}.{k}: solver {sname!r} takes no hyperparameter {k!r} (it takes: {list(params)})")
-      grid.append((k, _grid_values(f"{where}.{k}", v)))
+      vals = _grid_values(f"{where}.{k}", v)
+      if any(isinstance(x, bool) for x in vals) and not _bool_allowed(sname, k):
+        raise ValueError(f"{where}.{k}: must be a number, got the boolean {str(vals[0]).lower()}")
+      grid.append((k, vals))
     missing = required - set(s)
     if missing:
       raise ValueError(f"{where}.{sorted(missing)[0]}: missing; solver {sname!r} needs it")
@@ -289,6 +301,7 @@ def from_dict(d: Mapping[str, Any], *, name: Optional[str] = None) -> SweepConfi
   seed = run.get("seed", 0)
   if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
     raise ValueError(f"run.seed: must be an integer >= 0, got {seed!r}")
+  validate.size("run.seed", seed, lo=0)
   label = d.get("name", name or "sweep")
   if not isinstance(label, str) or not label:
     raise ValueError(f"name: must be a non-empty string, got {label!r}")

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Optional
 
@@ -53,8 +52,9 @@ def plot_results(out: str, metrics: Optional[list] = None, plots_dir: Optional[s
     plots_dir: where the PNGs go (default ``out/plots``).
   """
   res = load_results(out)
-  with open(os.path.join(out, "manifest.json")) as f:
-    cfg = from_dict(json.load(f)["config"])
+  from nashax._files import read_json
+
+  cfg = from_dict(read_json(os.path.join(out, "manifest.json"), "results: the sweep manifest")["config"])
   names = metrics or list(res.traces)
   for m in names:
     if m not in res.traces:

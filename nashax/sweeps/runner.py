@@ -1,9 +1,14 @@
 """Running a sweep: grid -> one batch axis -> chunks of ``lax.map``-ed vmaps -> files.
 
 Each chunk of rows (grid point x seed) is one jitted call; its results are
-written atomically (a temporary file, then ``os.replace``) before the next one
-starts, so a sweep killed at any moment (SIGKILL included) restarts from the
-last finished chunk and recomputes nothing that was written. A row's result
+written atomically (a temporary file, then ``os.replace``), then its sha256
+(``c00000.npz.sha256``), before the next one starts, so a sweep killed at any
+moment (SIGKILL included) restarts from the last finished chunk and recomputes
+nothing that was written. A chunk whose checksum is missing or wrong (a kill
+between the two writes, a truncated, zeroed or altered file) is recomputed with
+a warning that names it; the merged tables carry checksums too, and a finished
+sweep whose tables are damaged rebuilds them from the chunks. A lock on the
+output folder refuses a second sweep into it. A row's result
 depends only on its grid point and seed (keys are ``fold_in(key(seed0), seed)``
 and chunks are padded to a fixed shape), so a resumed sweep writes the same
 table as an uninterrupted one. On several devices the batch axis is sharded
@@ -21,6 +26,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import numpy as np
 
+from nashax import _files
 from nashax._files import check_folder
 from nashax._progress import Progress
 from nashax.core.metrics import metrics as _metrics
@@ -30,7 +36,8 @@ from nashax.sweeps.config import SweepConfig, from_dict, load_config
 
 __all__ = ["Results", "run_sweep", "load_results", "default_out"]
 
-_VERSION = 1
+_VERSION = 2
+_TABLES = ("results.npz", "traces.npz", "results.csv")
 
 
 class Results(NamedTuple):
@@ -149,6 +156,23 @@ class _Compiled:
     return {k: np.asarray(v).reshape((self.d * self.m,) + v.shape[2:])[:n] for k, v in out.items()}
 
 
+# Chunk functions of recent sweeps, so that resuming (or re-running) a sweep in one process (a notebook,
+# a test) does not compile again. Keyed by everything a chunk function closes over; solvers of another
+# structure retrace inside the same jit.
+_COMPILED: dict = {}
+_COMPILED_MAX = 8
+
+
+def _compiled(cfg: SweepConfig, size: int, devices: list) -> "_Compiled":
+  key = (cfg.family, cfg.seed, cfg.steps, cfg.every, tuple(cfg.metrics), cfg.chunk, cfg.batch_size, size,
+         tuple((d.platform, d.id) for d in devices))
+  if key not in _COMPILED:
+    if len(_COMPILED) >= _COMPILED_MAX:
+      _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[key] = _Compiled(cfg, size, devices)
+  return _COMPILED[key]
+
+
 def _check_runs(cfg: SweepConfig, points, groups: list[_Group]) -> None:
   """Traces one row of every group abstractly (``eval_shape``: no compilation)."""
   for g in groups:
@@ -165,12 +189,13 @@ def _check_runs(cfg: SweepConfig, points, groups: list[_Group]) -> None:
 
 
 def _atomic_write(path: str, write: Callable) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "wb") as f:
-    write(f)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  _files.atomic_write(path, write)
+
+
+def _write_verified(path: str, write: Callable) -> None:
+  """The file, then its checksum (a file without a valid checksum is never trusted)."""
+  _files.atomic_write(path, write)
+  _files.write_checksum(path)
 
 
 def _chunk_path(out: str, i: int) -> str:
@@ -197,31 +222,71 @@ def run_sweep(config: Any, out: Optional[str] = None, *, progress: bool = True,
 
   Raises:
     ValueError: a bad config (naming the key), a solver that cannot run on the
-      family, or an ``out`` folder that holds a different sweep; all before
+      family, an ``out`` folder that holds a different sweep, cannot be
+      created, or is in use by another live process (a lock file); all before
       anything compiles.
   """
   cfg = config if isinstance(config, SweepConfig) else (
       load_config(config) if isinstance(config, (str, os.PathLike)) else from_dict(config))
   out = out or default_out(cfg)
+  _files.make_folder(out)
+  with _files.folder_lock(out):
+    return _run_locked(cfg, out, progress, devices, log)
+
+
+def _tables_damage(out: str) -> Optional[str]:
+  """None when every merged table matches its checksum; otherwise the first damaged one, in words."""
+  for name in _TABLES:
+    why = _files.verify_checksum(os.path.join(out, name))
+    if why is not None:
+      return f"{os.path.join(out, name)}: {why}"
+  return None
+
+
+def _chunk_damage(path: str, rows: list) -> Optional[str]:
+  """None when the chunk file is complete, matches its checksum and holds exactly ``rows``."""
+  why = _files.verify_checksum(path)
+  if why is not None:
+    return why
+  try:
+    with np.load(path) as z:
+      point, seed = z["point"], z["seed"]
+  except Exception as e:  # noqa: BLE001 - any unreadable chunk is recomputed
+    return f"unreadable ({type(e).__name__})"
+  if point.tolist() != [p for p, _ in rows] or seed.tolist() != [s for _, s in rows]:
+    return "holds other rows than the plan (an older sweep's chunk?)"
+  return None
+
+
+def _run_locked(cfg: SweepConfig, out: str, progress: bool, devices, log) -> Results:
   manifest_path = os.path.join(out, "manifest.json")
   fp = cfg.fingerprint()
   old = check_folder(manifest_path, fp, "sweep")
-  if old is not None:
-    if old.get("finished") and os.path.exists(os.path.join(out, "results.npz")):
+  if old is not None and old.get("finished"):
+    damage = _tables_damage(out)
+    if damage is None:
       log(f"nashax sweep: {cfg.name} already finished; results in {out}/results.csv")
       return load_results(out)
+    log(f"nashax sweep: WARNING {damage}; rebuilding the merged tables from the chunks")
   points = cfg.points()
   groups = _groups(cfg, points)
   chunks = _plan(cfg, groups)
   _check_runs(cfg, points, groups)
-  os.makedirs(os.path.join(out, "chunks"), exist_ok=True)
+  _files.make_folder(os.path.join(out, "chunks"))
   manifest = {"version": _VERSION, "fingerprint": fp, "config": cfg.to_dict(), "num_chunks": len(chunks),
               "num_rows": len(points) * cfg.seeds, "finished": False}
-  if not os.path.exists(manifest_path):
+  if old is None:
     _atomic_write(manifest_path, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
-  done = [os.path.exists(_chunk_path(out, i)) for i in range(len(chunks))]
+  done = []
+  for i, (_, rows) in enumerate(chunks):
+    path = _chunk_path(out, i)
+    why = _chunk_damage(path, rows)
+    if why is not None and why != "missing":
+      log(f"nashax sweep: WARNING chunk {path} is corrupt or incomplete ({why}); recomputing it")
+      _files.remove(path)
+    done.append(why is None)
   todo = [i for i, d in enumerate(done) if not d]
-  if sum(done):
+  if sum(done) and todo:
     log(f"nashax sweep: resuming {cfg.name}: {sum(done)} of {len(chunks)} chunks already done")
   devs = list(devices) if devices is not None else jax.devices()
   compiled: dict = {}
@@ -229,11 +294,11 @@ def run_sweep(config: Any, out: Optional[str] = None, *, progress: bool = True,
   for i in todo:
     gi, rows = chunks[i]
     if gi not in compiled:
-      compiled[gi] = _Compiled(cfg, groups[gi].size, devs)
+      compiled[gi] = _compiled(cfg, groups[gi].size, devs)
     res = compiled[gi](_inputs(cfg, points, rows))
     arrays = {"point": np.asarray([p for p, _ in rows]), "seed": np.asarray([s for _, s in rows])}
     arrays.update({f"m_{k}": v for k, v in res.items()})
-    _atomic_write(_chunk_path(out, i), lambda f, a=arrays: np.savez(f, **a))
+    _write_verified(_chunk_path(out, i), lambda f, a=arrays: np.savez(f, **a))
     bar.update()
   results = _finish(cfg, points, len(chunks), out)
   manifest["finished"] = True
@@ -280,8 +345,8 @@ def _finish(cfg: SweepConfig, points, num_chunks: int, out: str) -> Results:
     table[k] = v[:, -1]
     finite &= np.isfinite(v).all(axis=1)
   table["finite"] = finite
-  _atomic_write(os.path.join(out, "results.npz"), lambda f: np.savez(f, **table))
-  _atomic_write(os.path.join(out, "traces.npz"), lambda f: np.savez(f, step=steps, **traces))
+  _write_verified(os.path.join(out, "results.npz"), lambda f: np.savez(f, **table))
+  _write_verified(os.path.join(out, "traces.npz"), lambda f: np.savez(f, step=steps, **traces))
 
   def write_csv(f):
     import io
@@ -292,7 +357,7 @@ def _finish(cfg: SweepConfig, points, num_chunks: int, out: str) -> Results:
       w.writerow([_fmt(table[k][i]) for k in table])
     f.write(s.getvalue().encode())
 
-  _atomic_write(os.path.join(out, "results.csv"), write_csv)
+  _write_verified(os.path.join(out, "results.csv"), write_csv)
   return Results(table, traces, steps, out)
 
 
@@ -305,13 +370,45 @@ def _fmt(x) -> str:
 
 
 def load_results(out: str) -> Results:
-  """Reads a finished sweep's folder back as ``Results``."""
+  """Reads a finished sweep's folder back as ``Results``.
+
+  The merged tables are checked against their checksums; damaged ones are
+  rebuilt from the sweep's chunks (with a warning on stderr) when those are
+  intact, and refused in words otherwise.
+  """
   path = os.path.join(out, "results.npz")
   if not os.path.exists(path):
     raise ValueError(f"results: {out} holds no finished sweep (no results.npz); run `nashax sweep` first")
-  with np.load(path) as z:
-    table = {k: z[k] for k in z.files}
-  with np.load(os.path.join(out, "traces.npz")) as z:
-    traces = {k: z[k] for k in z.files if k != "step"}
-    steps = z["step"]
+  damage = _tables_damage(out)
+  if damage is not None:
+    _rebuild(out, damage)
+  try:
+    with np.load(path) as z:
+      table = {k: z[k] for k in z.files}
+    with np.load(os.path.join(out, "traces.npz")) as z:
+      traces = {k: z[k] for k in z.files if k != "step"}
+      steps = z["step"]
+  except Exception as e:  # noqa: BLE001 - a table that passed its checksum but does not load
+    raise ValueError(f"results: {out} has a damaged results table ({type(e).__name__}: {e}); run "
+                     "`nashax sweep` on its config again to rebuild it") from None
   return Results(table, traces, steps, out)
+
+
+def _rebuild(out: str, damage: str) -> None:
+  """Rewrites the merged tables of a finished sweep from its chunks, or refuses naming the damage."""
+  import sys
+
+  manifest_path = os.path.join(out, "manifest.json")
+  if not os.path.exists(manifest_path):
+    raise ValueError(f"results: {damage}, and {out} has no manifest.json to rebuild it from")
+  cfg = from_dict(_files.read_json(manifest_path, "results: the sweep manifest")["config"])
+  with _files.folder_lock(out, "results"):
+    points = cfg.points()
+    chunks = _plan(cfg, _groups(cfg, points))
+    for i, (_, rows) in enumerate(chunks):
+      why = _chunk_damage(_chunk_path(out, i), rows)
+      if why is not None:
+        raise ValueError(f"results: {damage}, and chunk {_chunk_path(out, i)} is {why}; run `nashax sweep` "
+                         f"on its config with --out {out} to recompute it")
+    print(f"nashax: WARNING {damage}; rebuilt the merged tables from the chunks", file=sys.stderr)
+    _finish(cfg, points, len(chunks), out)
