@@ -22,7 +22,7 @@ verify-fast: $(STAMP)
 	$(VENV)/bin/nashax verify --fast --out runs/verify
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 -q --durations=25
 
 # Live comparison with transformers + PyTorch (CPU build of torch, pinned in the `parity` extra).
 parity: $(STAMP)
