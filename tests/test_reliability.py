@@ -483,6 +483,15 @@ API = [
     ("regularized_argmax nan", lambda t: D.regularized_argmax(jnp.array([0.0, jnp.nan]), jnp.log(jnp.array([0.5, 0.5])),
                                                               0.1, D.chi_squared()), "reward"),
     ("divergence shapes", lambda t: D.reverse_kl()(jnp.log(jnp.ones(3) / 3), jnp.log(jnp.ones(4) / 4)), "log_p"),
+    ("mwu eta='x'", lambda t: solvers.mwu("x"), "eta"),
+    ("mwu eta=1j", lambda t: solvers.mwu(1j), "eta"),
+    ("nash_md eta=True", lambda t: solvers.nash_md(True), "eta"),
+    ("egpo eta=None", lambda t: solvers.egpo(None), "eta"),
+    ("alpharank 1x1", lambda t: solvers.alpharank.alpharank(np.zeros((1, 1)), 1.0, 10, single_population=True),
+     "payoffs"),
+    ("alpharank one action each", lambda t: solvers.alpharank.alpharank(np.zeros((2, 1, 1)), 1.0, 10), "payoffs"),
+    ("rgucb delta='x'", lambda t: solvers.ranking.response_graph_ucb(_key(), np.full((2, 2, 2), 0.5), "x"), "delta"),
+    ("rgucb delta=1j", lambda t: solvers.ranking.response_graph_ucb(_key(), np.full((2, 2, 2), 0.5), 1j), "delta"),
 ]
 
 

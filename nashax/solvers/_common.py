@@ -105,7 +105,15 @@ def hparam(name: str, value, *, strict: bool = True) -> jax.Array:
   """
   if isinstance(value, jax.core.Tracer):
     return value
-  arr = np.asarray(value, dtype=np.float64)
+  if value is None or isinstance(value, (bool, np.bool_, str, bytes)):
+    raise ValueError(f"{name}: must be a real number, got {value!r}")
+  try:
+    raw = np.asarray(value)
+  except Exception:  # ragged lists and other objects numpy cannot hold as an array
+    raise ValueError(f"{name}: must be a real number or an array of them, got {value!r}") from None
+  if raw.dtype.kind not in "iuf":
+    raise ValueError(f"{name}: must be real numbers, got {value!r} (dtype {raw.dtype})")
+  arr = raw.astype(np.float64)
   bad = ~np.isfinite(arr) | ((arr <= 0) if strict else (arr < 0))
   if bad.any():
     first = arr.reshape(-1)[int(np.argmax(bad.reshape(-1)))]

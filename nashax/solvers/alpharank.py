@@ -324,6 +324,10 @@ def _check(payoffs, alpha, m, single_population):
   elif a.ndim < 2 or a.shape[0] != a.ndim - 1:
     raise ValueError(f"payoffs: expected [K, a_1, ..., a_K] with the player axis first (K = ndim - 1), "
                      f"got shape {a.shape}")
+  if single_population and a.shape[-1] < 2:
+    raise ValueError(f"payoffs: alpha-rank needs at least 2 strategies to rank, got shape {a.shape}")
+  if not single_population and max(a.shape[1:]) < 2:
+    raise ValueError(f"payoffs: alpha-rank needs a player with at least 2 strategies, got shape {a.shape}")
   if isinstance(m, bool) or int(m) != m or m < 2:
     raise ValueError(f"m: population size must be an integer >= 2, got {m!r}")
   if not isinstance(alpha, jax.core.Tracer):

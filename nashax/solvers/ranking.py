@@ -232,8 +232,7 @@ def response_graph_ucb(key: jax.Array, means: jax.typing.ArrayLike, delta: float
     raise ValueError(f"means: expected [K, a_1, ..., a_K] with the player axis first, got shape {mu.shape}")
   if isinstance(mu, np.ndarray) and (not np.isfinite(mu).all() or (mu < 0).any() or (mu > 1).any()):
     raise ValueError("means: outcomes are Bernoulli; means must lie in [0, 1]")
-  if not 0 < float(delta) < 1:
-    raise ValueError(f"delta: must be in (0, 1), got {delta}")
+  delta = validate.number("delta", delta, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
   return _ucb(key, mu, float(delta), max_samples, _time_uniform_width)
 
 
