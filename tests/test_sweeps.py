@@ -75,7 +75,8 @@ def test_sigkill_mid_sweep_then_restart_gives_the_uninterrupted_table(tmp_path):
   r = _cli("sweep", str(cfg), "--out", str(killed), "--quiet", "--no-plots", env=env)
   out, err = r.communicate(timeout=600)
   assert r.returncode == 0, err[-3000:]
-  assert f"{written} of {total} chunks already done" in out or f"of {total} chunks already done" in out, out
+  # A kill between a chunk and its checksum leaves a chunk that the resume recomputes, with a warning.
+  assert f"of {total} chunks already done" in out or "recomputing it" in err + out, out + err
   u = _cli("sweep", str(cfg), "--out", str(full), "--quiet", "--no-plots", env=env)
   _, err = u.communicate(timeout=600)
   assert u.returncode == 0, err[-3000:]

@@ -55,10 +55,9 @@ from nashax.policies import transformer as T
 from nashax.policies.oracles import SequenceOracle, all_responses, class_marginals, exact_gap
 from nashax.solvers import losses
 
-__all__ = ["ALGORITHMS", "TrainConfig", "TrainState", "Trainer", "make_trainer"]
+__all__ = ["ALGORITHMS", "PolicyAlgorithm", "TrainConfig", "TrainState", "Trainer", "make_trainer", "mnpo_weights",
+           "preferred_pair", "win_rate"]
 
-ALGORITHMS = ("dpo", "ipo", "iterative_dpo", "online_ipo", "sppo", "nash_md", "inpo", "mnpo", "egpo")
-_ANCHORED = ("iterative_dpo", "sppo", "inpo", "mnpo")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +187,215 @@ def _random_bias(params: Any, key: jax.Array, scale: float) -> Any:
   return jax.tree_util.tree_map_with_path(f, params)
 
 
+# ---- the algorithm table ------------------------------------------------------------------------
+class _Context(NamedTuple):
+  """What a loss needs from its trainer: the config, sizes, and the closures over the model and oracle."""
+
+  cfg: Any            # TrainConfig
+  B: int              # batch size
+  L: int              # response length
+  logp: Callable      # (params, y [n, L]) -> [n]
+  draw: Callable      # (params, key, n) -> y [n, L]
+  pref: Callable      # (y, y2) -> P(y > y2)
+  shard: Callable     # a batch sharding constraint
+  all_logp: Callable  # params -> [N] over the enumerated responses
+  pm: Any             # [N, N] preference over the enumerated responses (exact mode) or None
+
+
+class PolicyAlgorithm(NamedTuple):
+  """One row of ``ALGORITHMS``: an algorithm's two losses and how the step treats it.
+
+  Attributes:
+    sampled: ``(ctx, params, state, key, look_ahead) -> []`` the loss on sampled responses.
+    exact: ``(ctx, params, state, look_ahead) -> []`` the population loss over the enumerated
+      responses (the tabular solver's update, as a loss).
+    offline: trains on a fixed dataset of pairs from ``pi_ref``, drawn once at ``init``.
+    anchored: its anchor ``pi_t`` is refreshed every ``refresh`` steps (else every step).
+    extragradient: the step looks ahead first and passes the look-ahead policy as ``look_ahead``.
+  """
+
+  sampled: Callable
+  exact: Callable
+  offline: bool = False
+  anchored: bool = False
+  extragradient: bool = False
+
+
+def preferred_pair(key: jax.Array, y: jax.Array, y2: jax.Array, p: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``(winner, loser)`` of each pair ``y [n, L]`` against ``y2``, the winner drawn with ``P(y > y2) = p [n]``."""
+  won = jax.random.uniform(key, p.shape) < p
+  return jnp.where(won[:, None], y, y2), jnp.where(won[:, None], y2, y)
+
+
+def win_rate(pref: Callable, y: jax.Array, opponents: jax.Array) -> jax.Array:
+  """``[n]`` mean of ``P(y > o)`` over ``opponents [n, k, L]`` (a sampled ``(P pi)(y)``)."""
+  return jnp.mean(pref(jnp.broadcast_to(y[:, None], opponents.shape), opponents), axis=1)
+
+
+def mnpo_weights(cfg: Any) -> jax.Array:
+  """MNPO's anchor weights over ``(pi_t, pi_{t-1}, pi_ref)``: ``(1 - eta beta) w`` then ``eta beta``."""
+  return jnp.concatenate([(1 - cfg.eta * cfg.beta) * jnp.asarray(cfg.mnpo_weights), jnp.asarray([cfg.eta * cfg.beta])])
+
+
+_sg = jax.lax.stop_gradient
+
+
+def _col(v):
+  return v[:, None]
+
+
+def _row(v):
+  return v[None, :]
+
+
+def _offline_sampled(loss):
+  def f(c, params, st, key, look_ahead):
+    idx = c.shard(jax.random.randint(jax.random.split(key, 6)[0], (c.B,), 0, c.cfg.dataset_size))
+    w, l = c.shard(st.data["w"][idx]), c.shard(st.data["l"][idx])
+    return jnp.mean(loss(c.logp(params, w), c.logp(params, l), st.data["ref_w"][idx], st.data["ref_l"][idx],
+                         c.cfg.beta))
+  return f
+
+
+def _pairs_exact(loss, anchored):
+  """DPO / IPO / iterative DPO in population: pairs from ``pi_ref`` (or the anchor), labelled by ``P``."""
+  def f(c, params, st, look_ahead):
+    lp = c.all_logp(params)
+    r = _sg(c.all_logp(st.anchors[0])) if anchored else c.all_logp(st.ref)
+    base = jnp.exp(r)
+    wts = _col(base) * _row(base) * c.pm * (1 - jnp.eye(c.pm.shape[0]))
+    return jnp.sum(wts * loss(_col(lp), _row(lp), _col(r), _row(r), c.cfg.beta))
+  return f
+
+
+def _iterative_dpo_sampled(c, params, st, key, look_ahead):
+  keys = jax.random.split(key, 6)
+  anchor = st.anchors[0]
+  y, y2 = c.draw(anchor, keys[0], c.B), c.draw(anchor, keys[1], c.B)
+  w, l = preferred_pair(keys[2], y, y2, c.pref(y, y2))
+  return jnp.mean(losses.dpo_loss(c.logp(params, w), c.logp(params, l), _sg(c.logp(anchor, w)),
+                                  _sg(c.logp(anchor, l)), c.cfg.beta))
+
+
+def _online_ipo_sampled(c, params, st, key, look_ahead):
+  keys = jax.random.split(key, 6)
+  y, y2 = c.draw(_sg(params), keys[0], c.B), c.draw(_sg(params), keys[1], c.B)
+  return jnp.mean(losses.online_ipo_loss(c.logp(params, y), c.logp(params, y2), c.logp(st.ref, y),
+                                         c.logp(st.ref, y2), c.pref(y, y2), c.cfg.beta))
+
+
+def _online_ipo_exact(c, params, st, look_ahead):
+  lp, ref = c.all_logp(params), c.all_logp(st.ref)
+  pi = _sg(jnp.exp(lp))
+  return jnp.sum(_col(pi) * _row(pi) * losses.online_ipo_loss(_col(lp), _row(lp), _col(ref), _row(ref), c.pm,
+                                                              c.cfg.beta))
+
+
+def _sppo_sampled(c, params, st, key, look_ahead):
+  keys = jax.random.split(key, 6)
+  anchor = st.anchors[0]
+  y = c.draw(anchor, keys[0], c.B)
+  opp = c.draw(anchor, keys[1], c.B * c.cfg.num_opponents).reshape(c.B, c.cfg.num_opponents, c.L)
+  return jnp.mean(losses.sppo_loss(c.logp(params, y), _sg(c.logp(anchor, y)), win_rate(c.pref, y, opp), c.cfg.eta))
+
+
+def _sppo_exact(c, params, st, look_ahead):
+  lp, anc = c.all_logp(params), _sg(c.all_logp(st.anchors[0]))
+  pi_a = jnp.exp(anc)
+  return jnp.sum(pi_a * losses.sppo_loss(lp, anc, c.pm @ pi_a, c.cfg.eta))
+
+
+def _nash_md_sampled(c, params, st, key, look_ahead):
+  keys = jax.random.split(key, 6)
+  cur = _sg(params)
+  y = c.draw(cur, keys[0], c.B)
+  m = c.cfg.mixture_candidates
+  cand = c.draw(cur, keys[1], c.B * m).reshape(c.B, m, c.L)
+  flat = cand.reshape(c.B * m, c.L)
+  # Sampling-importance-resampling toward the sequence-level mixture pi^(1-m) pi_ref^m.
+  logw = (c.cfg.mixture * (c.logp(st.ref, flat) - c.logp(cur, flat))).reshape(c.B, m)
+  pick = jax.random.categorical(keys[2], logw, axis=-1)
+  y2 = jnp.take_along_axis(cand, pick[:, None, None], axis=1)[:, 0]
+  return jnp.mean(losses.nash_md_pg_loss(c.logp(params, y), c.logp(st.ref, y), c.pref(y, y2), c.cfg.beta))
+
+
+def _nash_md_exact(c, params, st, look_ahead):
+  lp, ref = c.all_logp(params), c.all_logp(st.ref)
+  mix = jax.nn.softmax((1 - c.cfg.mixture) * _sg(lp) + c.cfg.mixture * ref)
+  return jnp.sum(_sg(jnp.exp(lp)) * losses.nash_md_pg_loss(lp, ref, c.pm @ mix, c.cfg.beta))
+
+
+def _anchor_pairs(c, params, st, key):
+  """Pairs from the anchor ``pi_t``, winner by the preference: ``(w, l)`` and their log-probabilities."""
+  keys = jax.random.split(key, 6)
+  anchor = st.anchors[0]
+  y, y2 = c.draw(anchor, keys[0], c.B), c.draw(anchor, keys[1], c.B)
+  w, l = preferred_pair(keys[2], y, y2, c.pref(y, y2))
+  return w, l, c.logp(params, w), c.logp(params, l), c.logp(st.ref, w), c.logp(st.ref, l)
+
+
+def _inpo_sampled(c, params, st, key, look_ahead):
+  w, l, lw, ll, rw, rl = _anchor_pairs(c, params, st, key)
+  anchor = st.anchors[0]
+  return jnp.mean(losses.inpo_loss(lw, ll, rw, rl, _sg(c.logp(anchor, w)), _sg(c.logp(anchor, l)), c.cfg.eta,
+                                   c.cfg.beta))
+
+
+def _inpo_exact(c, params, st, look_ahead):
+  lp, ref, anc = c.all_logp(params), c.all_logp(st.ref), _sg(c.all_logp(st.anchors[0]))
+  pi_a = jnp.exp(anc)
+  wts = _col(pi_a) * _row(pi_a) * c.pm
+  return jnp.sum(wts * losses.inpo_loss(_col(lp), _row(lp), _col(ref), _row(ref), _col(anc), _row(anc), c.cfg.eta,
+                                        c.cfg.beta))
+
+
+def _mnpo_sampled(c, params, st, key, look_ahead):
+  w, l, lw, ll, rw, rl = _anchor_pairs(c, params, st, key)
+  aw = jnp.stack([c.logp(st.anchors[0], w), c.logp(st.anchors[1], w), rw], -1)
+  al = jnp.stack([c.logp(st.anchors[0], l), c.logp(st.anchors[1], l), rl], -1)
+  return jnp.mean(losses.mnpo_loss(lw, ll, _sg(aw), _sg(al), mnpo_weights(c.cfg), c.cfg.eta))
+
+
+def _mnpo_exact(c, params, st, look_ahead):
+  lp, ref = c.all_logp(params), c.all_logp(st.ref)
+  anc, prev = _sg(c.all_logp(st.anchors[0])), _sg(c.all_logp(st.anchors[1]))
+  pi_a = jnp.exp(anc)
+  wts = _col(pi_a) * _row(pi_a) * c.pm
+  anchors = jnp.stack([anc, prev, ref], -1)
+  return jnp.sum(wts * losses.mnpo_loss(_col(lp), _row(lp), anchors[:, None, :], anchors[None, :, :],
+                                        mnpo_weights(c.cfg), c.cfg.eta))
+
+
+def _egpo_sampled(c, params, st, key, look_ahead):
+  keys = jax.random.split(key, 6)
+  cur = _sg(params)
+  y, y2 = c.draw(cur, keys[0], c.B), c.draw(cur, keys[1], c.B)
+  opp_params = cur if look_ahead is None else look_ahead
+  opp = c.draw(opp_params, keys[3], c.B * c.cfg.num_opponents).reshape(c.B, c.cfg.num_opponents, c.L)
+  return jnp.mean(losses.egpo_loss(c.logp(params, y), c.logp(params, y2), c.logp(st.ref, y), c.logp(st.ref, y2),
+                                   win_rate(c.pref, y, opp), win_rate(c.pref, y2, opp), c.cfg.beta))
+
+
+def _egpo_exact(c, params, st, look_ahead):
+  lp, ref = c.all_logp(params), c.all_logp(st.ref)
+  opp = _sg(jnp.exp(lp)) if look_ahead is None else _sg(jnp.exp(c.all_logp(look_ahead)))
+  win = c.pm @ opp
+  return jnp.mean(losses.egpo_loss(_col(lp), _row(lp), _col(ref), _row(ref), _col(win), _row(win), c.cfg.beta))
+
+
+ALGORITHMS: dict[str, PolicyAlgorithm] = {
+    "dpo": PolicyAlgorithm(_offline_sampled(losses.dpo_loss), _pairs_exact(losses.dpo_loss, False), offline=True),
+    "ipo": PolicyAlgorithm(_offline_sampled(losses.ipo_loss), _pairs_exact(losses.ipo_loss, False), offline=True),
+    "iterative_dpo": PolicyAlgorithm(_iterative_dpo_sampled, _pairs_exact(losses.dpo_loss, True), anchored=True),
+    "online_ipo": PolicyAlgorithm(_online_ipo_sampled, _online_ipo_exact),
+    "sppo": PolicyAlgorithm(_sppo_sampled, _sppo_exact, anchored=True),
+    "nash_md": PolicyAlgorithm(_nash_md_sampled, _nash_md_exact),
+    "inpo": PolicyAlgorithm(_inpo_sampled, _inpo_exact, anchored=True),
+    "mnpo": PolicyAlgorithm(_mnpo_sampled, _mnpo_exact, anchored=True),
+    "egpo": PolicyAlgorithm(_egpo_sampled, _egpo_exact, extragradient=True),
+}
+
+
 def make_trainer(model_config: T.TransformerConfig, train_config: TrainConfig, oracle: SequenceOracle,
                  preference: Optional[Callable] = None, mesh: Optional[jax.sharding.Mesh] = None) -> Trainer:
   """Builds the pure init/step/evaluate functions of a run (validating everything first).
@@ -249,14 +457,13 @@ def make_trainer(model_config: T.TransformerConfig, train_config: TrainConfig, o
   def dataset(params, key):
     k1, k2, k3 = jax.random.split(key, 3)
     y, y2 = draw(params, k1, cfg.dataset_size), draw(params, k2, cfg.dataset_size)
-    won = jax.random.uniform(k3, (cfg.dataset_size,)) < oracle_or_model(y, y2)
-    w, l = jnp.where(won[:, None], y, y2), jnp.where(won[:, None], y2, y)
+    w, l = preferred_pair(k3, y, y2, pref(y, y2))
     return {"w": w, "l": l, "ref_w": logp(params, w), "ref_l": logp(params, l)}  # cached once
 
   def init(key: jax.Array) -> TrainState:
     k_model, k_data, k_run, k_bias = jax.random.split(key, 4)
     params = params_init(k_model, k_bias)
-    if cfg.algorithm in ("dpo", "ipo") and not cfg.exact:
+    if alg.offline and not cfg.exact:
       data = dataset(params, k_data)
     else:  # a one-row placeholder when there is no offline dataset (orbax refuses zero-size arrays)
       data = {"w": jnp.ones((1, L), jnp.int32), "l": jnp.ones((1, L), jnp.int32),
@@ -264,114 +471,21 @@ def make_trainer(model_config: T.TransformerConfig, train_config: TrainConfig, o
     return TrainState(params, tx.init(params), (params, params), params, data, jnp.zeros((), jnp.int32),
                       jax.random.key_data(k_run))
 
-  def oracle_or_model(y, y2):
-    return pref(y, y2)
-
-  # ---- sampled losses ---------------------------------------------------------------------------
-  def sampled_loss(params, st: TrainState, key, look_ahead=None):
-    a = cfg.algorithm
-    sg = jax.lax.stop_gradient
-    keys = jax.random.split(key, 6)
-    if a in ("dpo", "ipo"):
-      idx = shard(jax.random.randint(keys[0], (B,), 0, cfg.dataset_size))
-      w, l = shard(st.data["w"][idx]), shard(st.data["l"][idx])
-      lw, ll = logp(params, w), logp(params, l)
-      f = losses.dpo_loss if a == "dpo" else losses.ipo_loss
-      return jnp.mean(f(lw, ll, st.data["ref_w"][idx], st.data["ref_l"][idx], beta))
-    if a == "iterative_dpo":
-      anchor = st.anchors[0]
-      y, y2 = draw(anchor, keys[0], B), draw(anchor, keys[1], B)
-      won = jax.random.uniform(keys[2], (B,)) < pref(y, y2)
-      w, l = jnp.where(won[:, None], y, y2), jnp.where(won[:, None], y2, y)
-      return jnp.mean(losses.dpo_loss(logp(params, w), logp(params, l), sg(logp(anchor, w)), sg(logp(anchor, l)),
-                                      beta))
-    if a == "online_ipo":
-      y, y2 = draw(sg(params), keys[0], B), draw(sg(params), keys[1], B)
-      return jnp.mean(losses.online_ipo_loss(logp(params, y), logp(params, y2), logp(st.ref, y), logp(st.ref, y2),
-                                             pref(y, y2), beta))
-    if a == "sppo":
-      anchor = st.anchors[0]
-      y = draw(anchor, keys[0], B)
-      opp = draw(anchor, keys[1], B * cfg.num_opponents).reshape(B, cfg.num_opponents, L)
-      win = jnp.mean(pref(jnp.broadcast_to(y[:, None], opp.shape), opp), axis=1)
-      return jnp.mean(losses.sppo_loss(logp(params, y), sg(logp(anchor, y)), win, eta))
-    if a == "nash_md":
-      cur = sg(params)
-      y = draw(cur, keys[0], B)
-      m = cfg.mixture_candidates
-      cand = draw(cur, keys[1], B * m).reshape(B, m, L)
-      flat = cand.reshape(B * m, L)
-      logw = (cfg.mixture * (logp(st.ref, flat) - logp(cur, flat))).reshape(B, m)
-      pick = jax.random.categorical(keys[2], logw, axis=-1)
-      y2 = jnp.take_along_axis(cand, pick[:, None, None], axis=1)[:, 0]
-      return jnp.mean(losses.nash_md_pg_loss(logp(params, y), logp(st.ref, y), pref(y, y2), beta))
-    if a in ("inpo", "mnpo"):
-      anchor = st.anchors[0]
-      y, y2 = draw(anchor, keys[0], B), draw(anchor, keys[1], B)
-      won = jax.random.uniform(keys[2], (B,)) < pref(y, y2)
-      w, l = jnp.where(won[:, None], y, y2), jnp.where(won[:, None], y2, y)
-      lw, ll = logp(params, w), logp(params, l)
-      rw, rl = logp(st.ref, w), logp(st.ref, l)
-      if a == "inpo":
-        return jnp.mean(losses.inpo_loss(lw, ll, rw, rl, sg(logp(anchor, w)), sg(logp(anchor, l)), eta, beta))
-      aw = jnp.stack([logp(st.anchors[0], w), logp(st.anchors[1], w), rw], -1)
-      al = jnp.stack([logp(st.anchors[0], l), logp(st.anchors[1], l), rl], -1)
-      lam = jnp.concatenate([(1 - eta * beta) * jnp.asarray(cfg.mnpo_weights), jnp.asarray([eta * beta])])
-      return jnp.mean(losses.mnpo_loss(lw, ll, sg(aw), sg(al), lam, eta))
-    if a == "egpo":
-      cur = sg(params)
-      y, y2 = draw(cur, keys[0], B), draw(cur, keys[1], B)
-      opp_params = cur if look_ahead is None else look_ahead
-      opp = draw(opp_params, keys[3], B * cfg.num_opponents).reshape(B, cfg.num_opponents, L)
-      win = lambda z: jnp.mean(pref(jnp.broadcast_to(z[:, None], opp.shape), opp), axis=1)
-      return jnp.mean(losses.egpo_loss(logp(params, y), logp(params, y2), logp(st.ref, y), logp(st.ref, y2),
-                                       win(y), win(y2), beta))
-    raise AssertionError(a)
-
-  # ---- exact (population) losses ---------------------------------------------------------------
   pm = pref(responses[:, None, :], responses[None, :, :]) if cfg.exact else None  # [N, N]
+  ctx = _Context(cfg, B, L, logp, draw, pref, shard, all_logp, pm)
+  alg = ALGORITHMS[cfg.algorithm]
+  if cfg.exact:
+    def loss_fn(params, st, key, look_ahead=None):
+      del key
+      return alg.exact(ctx, params, st, look_ahead)
+  else:
+    def loss_fn(params, st, key, look_ahead=None):
+      return alg.sampled(ctx, params, st, key, look_ahead)
 
-  def exact_loss(params, st: TrainState, key, look_ahead=None):
-    del key
-    a = cfg.algorithm
-    sg = jax.lax.stop_gradient
-    lp = all_logp(params)
-    ref = all_logp(st.ref)
-    anc = sg(all_logp(st.anchors[0]))
-    pi_a, pi_cur, pi_ref = jnp.exp(anc), sg(jnp.exp(lp)), jnp.exp(ref)
-    col, row = lambda v: v[:, None], lambda v: v[None, :]
-    if a in ("dpo", "ipo", "iterative_dpo"):
-      base, r = (pi_ref, ref) if a != "iterative_dpo" else (pi_a, anc)
-      wts = col(base) * row(base) * pm * (1 - jnp.eye(pm.shape[0]))
-      f = losses.ipo_loss if a == "ipo" else losses.dpo_loss
-      return jnp.sum(wts * f(col(lp), row(lp), col(r), row(r), beta))
-    if a == "online_ipo":
-      return jnp.sum(col(pi_cur) * row(pi_cur) * losses.online_ipo_loss(col(lp), row(lp), col(ref), row(ref), pm, beta))
-    if a == "sppo":
-      return jnp.sum(pi_a * losses.sppo_loss(lp, anc, pm @ pi_a, eta))
-    if a == "nash_md":
-      mix = jax.nn.softmax((1 - cfg.mixture) * sg(lp) + cfg.mixture * ref)
-      return jnp.sum(pi_cur * losses.nash_md_pg_loss(lp, ref, pm @ mix, beta))
-    if a == "inpo":
-      wts = col(pi_a) * row(pi_a) * pm
-      return jnp.sum(wts * losses.inpo_loss(col(lp), row(lp), col(ref), row(ref), col(anc), row(anc), eta, beta))
-    if a == "mnpo":
-      prev = sg(all_logp(st.anchors[1]))
-      wts = col(pi_a) * row(pi_a) * pm
-      anchors = jnp.stack([anc, prev, ref], -1)
-      lam = jnp.concatenate([(1 - eta * beta) * jnp.asarray(cfg.mnpo_weights), jnp.asarray([eta * beta])])
-      return jnp.sum(wts * losses.mnpo_loss(col(lp), row(lp), anchors[:, None, :], anchors[None, :, :], lam, eta))
-    if a == "egpo":
-      opp = pi_cur if look_ahead is None else sg(jnp.exp(all_logp(look_ahead)))
-      win = pm @ opp
-      return jnp.mean(losses.egpo_loss(col(lp), row(lp), col(ref), row(ref), col(win), row(win), beta))
-    raise AssertionError(a)
-
-  loss_fn = exact_loss if cfg.exact else sampled_loss
 
   def step(st: TrainState) -> tuple[TrainState, dict]:
     key = jax.random.fold_in(jax.random.wrap_key_data(st.key), st.step)
-    if cfg.algorithm == "egpo":  # extragradient: look ahead with a copy of the optimizer, then step from theta
+    if alg.extragradient:  # look ahead with a copy of the optimizer, then step from theta
       g_half = jax.grad(loss_fn)(st.params, st, key)
       upd, _ = tx.update(g_half, st.opt_state, st.params)
       half = optax.apply_updates(st.params, upd)
@@ -381,7 +495,7 @@ def make_trainer(model_config: T.TransformerConfig, train_config: TrainConfig, o
     upd, opt = tx.update(g, st.opt_state, st.params)
     params = optax.apply_updates(st.params, upd)
     nxt = st.step + 1
-    refresh = (nxt % cfg.refresh == 0) if cfg.algorithm in _ANCHORED else jnp.asarray(True)
+    refresh = (nxt % cfg.refresh == 0) if alg.anchored else jnp.asarray(True)
     anchors = jax.tree.map(lambda new, a0, a1: (jnp.where(refresh, new, a0), jnp.where(refresh, a0, a1)),
                            params, st.anchors[0], st.anchors[1])
     anchors = (jax.tree.map(lambda t: t[0], anchors, is_leaf=lambda x: isinstance(x, tuple)),
