@@ -1,6 +1,6 @@
 """Game pytrees: zero-sum matrix games, n-player normal-form games, preference games.
 
-Shapes follow OpenSpiel (STYLE section 2):
+Shapes follow OpenSpiel:
 
 * ``MatrixGame.payoff: [n, m]``: zero-sum, the row player maximises ``x^T A y``.
 * ``NormalFormGame.payoffs: [p, a_1, ..., a_p]``: the player axis first.
@@ -130,8 +130,8 @@ class PreferenceGame:
   The unregularised game is the symmetric zero-sum game with payoff
   ``P - 1/2`` (value 0; its equilibria are the von Neumann / minimax winners).
   With ``beta`` and ``log_ref`` set, the value is
-  ``V(pi, pi') = pi^T P pi' - beta KL(pi || pi_ref) + beta KL(pi' || pi_ref)``
-  (THEORY.md section 0), whose unique symmetric equilibrium is the fixed point
+  ``V(pi, pi') = pi^T P pi' - beta KL(pi || pi_ref) + beta KL(pi' || pi_ref)``,
+  whose unique symmetric equilibrium is the fixed point
   of ``pi = softmax(log pi_ref + P pi / beta)``.
 
   Attributes:

@@ -2,7 +2,7 @@
 
 A ``Solver`` is a frozen pytree: module-level ``init_fn``/``step_fn`` (static)
 and numeric hyperparameters (traced), so a new step size never recompiles and
-``jax.vmap`` can map over the solver itself (STYLE section 3, fact 1).
+``jax.vmap`` can map over the solver itself.
 
 Every solver state carries a common header the drivers rely on:
 ``step: int32[]``, ``oracle_calls: int32[]`` (in the units its paper counts),
@@ -184,7 +184,7 @@ def solve(solver: Solver, game: Any, key: jax.Array, *, tol: jax.typing.ArrayLik
 
   The loop is a ``lax.while_loop`` with condition
   ``(r > tol) & (t < max_steps) & isfinite(r) & (r <= divergence_cap)``; under
-  ``vmap`` finished elements are frozen (STYLE fact 2). It never raises: the
+  ``vmap`` finished elements are frozen. It never raises: the
   outcome is ``Info.status`` (see ``RESULTS``); call ``check(info)`` outside jit.
 
   Args:

@@ -12,7 +12,7 @@
   and its "all properties good" reading when summed;
 - the idealised ranking accuracy of the DPO/RLHF optimum (Chen et al. 2024).
 
-THEORY.md sections 9, 10, 12, 13 and 14 hold the math; ``nashax verify`` runs
+The papers cited by each function hold the math; ``nashax verify`` runs
 one claim per game (``nashax.theory.alignment``). Functions take arrays and
 are jit/vmap-able unless they say otherwise; public constructors validate.
 """
@@ -93,7 +93,7 @@ def _Phi(z):
 
 
 # ------------------------------------------------------------------------------------------------
-# The off-switch game (THEORY.md section 10)
+# The off-switch game
 # ------------------------------------------------------------------------------------------------
 
 
@@ -194,7 +194,7 @@ def off_switch_monte_carlo(key: jax.Array, mu: jax.typing.ArrayLike, sigma: jax.
 
 
 # ------------------------------------------------------------------------------------------------
-# The consensus game (THEORY.md section 14)
+# The consensus game
 # ------------------------------------------------------------------------------------------------
 
 
@@ -314,8 +314,8 @@ def pikl(game: ConsensusGame, num_steps: int, eta_g: jax.typing.ArrayLike = 0.1,
        {1/(\eta_G t) + \lambda_G}\Big\}
 
   and symmetrically for the discriminator; round 1 plays the initial
-  policies. ``Q`` is the *average* payoff (THEORY.md section 14 notes that one
-  re-implementation sums with weights ``1/(2t)`` instead).
+  policies. ``Q`` is the *average* payoff (one re-implementation of the paper
+  sums with weights ``1/(2t)`` instead).
 
   Args:
     game: a ``ConsensusGame``.
@@ -475,7 +475,7 @@ def safe_defense_exists(harmful, harm, observation, refusal_cost) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------
-# Best-of-N and inference-aware alignment (THEORY.md section 13)
+# Best-of-N and inference-aware alignment
 # ------------------------------------------------------------------------------------------------
 
 
@@ -527,7 +527,7 @@ def best_of_n(key: jax.Array, rewards_fn, sample_fn, n: int, num: int) -> jax.Ar
 
 
 # ------------------------------------------------------------------------------------------------
-# Transformed rewards (THEORY.md section 12)
+# Transformed rewards
 # ------------------------------------------------------------------------------------------------
 
 
@@ -551,7 +551,7 @@ def kl_optimal_policy(utility: jax.Array, log_ref: jax.Array, gamma: jax.typing.
 
 
 # ------------------------------------------------------------------------------------------------
-# Ranking accuracy of the DPO/RLHF optimum (THEORY.md section 9)
+# Ranking accuracy of the DPO/RLHF optimum
 # ------------------------------------------------------------------------------------------------
 
 

@@ -59,7 +59,7 @@ def random_annotator_preference_sum(key: jax.Array, n: int, k: int, dtype: Any =
   """``n`` annotators with independent random preference matrices over ``k`` responses.
 
   Each ``P_i``: upper triangle Uniform(0, 1), lower triangle ``1 - P^T``
-  (THEORY.md section 0's generator).
+  (the generator of ``random_preference_game``).
   """
   n, k = validate.size("n", n), validate.size("k", k)
   u = jax.random.uniform(key, (n, k, k), validate.float_dtype("dtype", dtype) or jnp.result_type(float))

@@ -35,8 +35,8 @@ def random_preference_game(key: jax.Array, n: int, dtype: Any = None) -> Prefere
   """A random (generically intransitive) preference game over ``n`` responses.
 
   The upper triangle is i.i.d. ``Uniform(0, 1)``, the lower triangle is
-  ``1 - upper^T`` and the diagonal is 1/2 (THEORY.md section 0, the generator
-  of the EGPO simulations). Valid by construction; vmap over keys for a batch.
+  ``1 - upper^T`` and the diagonal is 1/2 (the generator of the EGPO simulations).
+  Valid by construction; vmap over keys for a batch.
 
   >>> import jax
   >>> g = random_preference_game(jax.random.key(0), 4)
@@ -88,7 +88,7 @@ def bradley_terry(rewards: Any, dtype: Any = None) -> PreferenceGame:
 def intransitive_dice(dtype: Any = None) -> PreferenceGame:
   """Efron-style dice ``{2,4,9}, {1,6,8}, {3,5,7}``: each beats the next w.p. 5/9.
 
-  The minimax winner is uniform (THEORY.md section 4, worked examples).
+  The minimax winner is uniform.
   """
   dice = [(2, 4, 9), (1, 6, 8), (3, 5, 7)]
   p = np.full((3, 3), 0.5)
@@ -101,8 +101,8 @@ def annotator_mixture(preferences: Any, weights: Any = None, dtype: Any = None) 
   """The population preference of a mixture of annotator types: ``P = sum_a w_a P_a``.
 
   Each type may be transitive (a Bradley-Terry rater) while the mixture is
-  not: that is how intransitive population preferences arise (THEORY.md
-  section 4, the 3-rater example).
+  not: that is how intransitive population preferences arise (see
+  ``three_rater_cycle``).
 
   Args:
     preferences: ``[A, n, n]`` one valid preference matrix per annotator type.
@@ -133,13 +133,13 @@ def bradley_terry_mixture(rewards: Any, weights: Any = None, dtype: Any = None) 
 
 
 def three_rater_cycle(eps: float = 0.1, dtype: Any = None) -> PreferenceGame:
-  """THEORY.md section 4's 3-rater example: a Condorcet cycle from three deterministic rater types.
+  """A Condorcet cycle from three deterministic rater types (a mixture of transitive raters).
 
   Types 1, 2, 3 (shares ``1/3 - eps``, ``1/3 + eps/2``, ``1/3 + eps/2``)
   prefer ``y2 > y1``, ``y1 > y3`` and ``y3 > y2`` respectively and are
   indifferent (1/2) otherwise. The minimax winner is
-  ``(1/3 + eps/2, 1/3 + eps/2, 1/3 - eps)`` for small ``|eps|`` (THEORY.md
-  section 4; the LP gives it at ``eps = +-0.1``).
+  ``(1/3 + eps/2, 1/3 + eps/2, 1/3 - eps)`` for small ``|eps|`` (the LP
+  gives it at ``eps = +-0.1``).
   """
   eps = validate.number("eps", eps)
   if not -2.0 / 3.0 < eps < 1.0 / 3.0:

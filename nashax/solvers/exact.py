@@ -178,7 +178,7 @@ def regularized_nash(game: Any, *, tol: float = None, max_steps: int = 100_000) 
     ``RegularizedNash``; ``gap <= tol`` unless the budget ran out (check it).
 
   References:
-    Munos et al. 2024, Prop. 1 (existence and uniqueness); THEORY.md section 0.
+    Munos et al. 2024, Prop. 1 (existence and uniqueness).
   """
   if not getattr(game, "is_regularized", False):
     raise ValueError("game: regularized_nash needs a KL-regularised preference game (game.regularized(beta))")
@@ -288,6 +288,19 @@ class SimplexSolution(NamedTuple):
   status: Any
 
 
+def _payoff_and_masks(game, where: str):
+  """``(payoff, row_mask, col_mask)`` of a matrix game, a plain payoff array or an unregularised preference
+  game (as its zero-sum game ``P - 1/2``); integer payoffs become floats."""
+  game = _unregularised(game, where)
+  if isinstance(game, MatrixGame):
+    a, rm, cm = game.payoff, game.row_mask, game.col_mask
+  else:
+    a, rm, cm = jnp.asarray(game), None, None
+  if not jnp.issubdtype(a.dtype, jnp.floating):
+    a = a.astype(jnp.result_type(float))
+  return a, rm, cm
+
+
 def simplex_equilibrium(game: Any, *, max_pivots: int | None = None, chunk: int | None = None) -> SimplexSolution:
   r"""Exact equilibria of zero-sum games by the simplex method, jit/vmap-able.
 
@@ -345,13 +358,7 @@ def simplex_equilibrium(game: Any, *, max_pivots: int | None = None, chunk: int 
   >>> int(sol.status), round(float(sol.value), 6) + 0.0, sol.x.round(6).tolist()
   (0, 0.0, [0.333333, 0.333333, 0.333333])
   """
-  game = _unregularised(game, "simplex_equilibrium")
-  if isinstance(game, MatrixGame):
-    a, rm, cm = game.payoff, game.row_mask, game.col_mask
-  else:
-    a, rm, cm = jnp.asarray(game), None, None
-    if not jnp.issubdtype(a.dtype, jnp.floating):
-      a = a.astype(jnp.result_type(float))
+  a, rm, cm = _payoff_and_masks(game, "simplex_equilibrium")
   if a.ndim < 2 or min(a.shape[-2:]) < 1:
     raise ValueError(f"game: expected a payoff of shape [..., n, m] with n, m >= 1, got {a.shape}")
   if not isinstance(a, jax.core.Tracer):

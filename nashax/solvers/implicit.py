@@ -897,15 +897,9 @@ def zero_sum_equilibrium(game: Any, *, support_tol: Optional[float] = None,
     1950 (equilibria as square active-set systems); Mills, "Equilibrium
     points in finite games", J. SIAM 1960 (regularity); Dantzig 1951 (the LP).
   """
-  from nashax.solvers.exact import _unregularised
+  from nashax.solvers.exact import _payoff_and_masks
 
-  game = _unregularised(game, "zero_sum_equilibrium")
-  if isinstance(game, MatrixGame):
-    a, rm, cm = game.payoff, game.row_mask, game.col_mask
-  else:
-    a, rm, cm = jnp.asarray(game), None, None
-  if not jnp.issubdtype(a.dtype, jnp.floating):
-    a = a.astype(jnp.result_type(float))
+  a, rm, cm = _payoff_and_masks(game, "zero_sum_equilibrium")
   if a.ndim != 2:
     raise ValueError(f"game: expected one payoff [n, m] (use jax.vmap for a batch), got shape {a.shape}")
   if not isinstance(a, jax.core.Tracer):

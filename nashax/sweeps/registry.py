@@ -1,7 +1,7 @@
 """What a sweep may name: game families and solver factories.
 
 A game family is built *inside* jit from a PRNG key and the family's traced
-hyperparameters, so a sweep over ``beta`` is a vmap over games (STYLE 2: a
+hyperparameters, so a sweep over ``beta`` is a vmap over games (a
 number that changes the equilibrium belongs to the game). ``size`` is static:
 each size is its own batch group.
 """
