@@ -108,18 +108,28 @@ oracle, bradley_terry or general).
 
 @_cli_errors("train")
 def _train(args: argparse.Namespace) -> int:
+  from nashax import _files
   from nashax.policies import experiment
 
   try:
-    exp = experiment.load_experiment(args.config)
-    out = args.out or f"runs/train/{exp.name}"
-    res = experiment.run_experiment(exp, out, progress=not args.quiet)
+    raw = _files.read_toml(args.config)
+    if "policy" in raw:  # a decoder run: [policy] names a checkpoint or a random model
+      from nashax.lm import experiment as lm_experiment
+
+      exp = lm_experiment.lm_experiment_from_dict(raw, name=_files.stem(args.config))
+      out = args.out or f"runs/train/{exp.name}"
+      res = lm_experiment.run_lm_experiment(exp, out, progress=not args.quiet)
+    else:
+      exp = experiment.load_experiment(args.config)
+      out = args.out or f"runs/train/{exp.name}"
+      res = experiment.run_experiment(exp, out, progress=not args.quiet)
   except ValueError as e:
     print(f"nashax train: {e}", file=sys.stderr)
     return 2
   print(f"\n{'algorithm':14s} {'exploitability':>14s} {'KL to ref':>10s} {'win vs ref':>10s}")
   for alg, c in res.items():
-    print(f"{alg:14s} {c['exploitability'][-1]:14.4g} {c['kl_ref'][-1]:10.4g} {c['win_rate_ref'][-1]:10.4f}")
+    ex = c["exploitability"] if "exploitability" in c else c["exploitability_pool"]
+    print(f"{alg:14s} {ex[-1]:14.4g} {c['kl_ref'][-1]:10.4g} {c['win_rate_ref'][-1]:10.4f}")
   print(f"metrics and plots in {out}/")
   return 0
 

@@ -205,10 +205,7 @@ def test_one_token_train_step_equals_the_tabular_update(alg):
   SPPO (grad / (2 pi_t)), INPO (grad / (2 pi_t); MNPO: test_one_token_mnpo_step_is_td_mnpo), EGPO's half step
   (eta beta K / 4 grad)."""
   eta = 0.6
-  kw = {"eta": eta}
-  if alg == "nash_md":
-    kw["mixture"] = eta * 0.4
-  o, tr, st = _one_token(alg, **kw)
+  o, tr, st = _one_token(alg, eta=eta)  # Nash-MD's mixture defaults to eta * beta, the tabular weight
   lp = _policy(tr, st.params)
   pi = jnp.exp(lp)
   ref = _policy(tr, st.ref)

@@ -106,6 +106,8 @@ __all__ = [
     "train_step",
     "fit",
     "pairs_from_batch",
+    "save_preference",
+    "load_preference",
 ]
 
 HEAD_KINDS = ("bradley_terry", "pairwise", "general")
@@ -620,3 +622,60 @@ def fit(head: PreferenceHead, graphdef: Any, params: dict, pairs: PreferencePair
                                       tx=tx, freeze_backbone=freeze_backbone)
     losses.append(m["loss"])
   return params, opt_state, np.asarray(jnp.stack(losses))
+
+
+# --- on disk ----------------------------------------------------------------------------------------
+
+
+def save_preference(path: str, config: Any, model: LearnedPreference) -> str:
+  """Writes a learned preference model: the backbone as a Hugging Face folder, the head beside it.
+
+  ``path/`` gets ``config.json`` and ``model.safetensors`` (``save_pretrained``)
+  and ``preference_head.safetensors`` with ``preference_head.json`` (the
+  head's kind, dim and separator), which ``load_preference`` reads back.
+
+  Args:
+    path: the folder (created).
+    config: the backbone's ``DecoderConfig``.
+    model: the ``LearnedPreference``.
+  """
+  import json
+  import os
+
+  from safetensors.numpy import save_file
+
+  from nashax.lm.checkpoint import save_pretrained
+
+  _check_params(model.params)
+  save_pretrained(path, config, model.params["backbone"])
+  save_file({k: np.asarray(jax.device_get(v)) for k, v in model.params["head"].items()},
+            os.path.join(path, "preference_head.safetensors"))
+  with open(os.path.join(path, "preference_head.json"), "w") as f:
+    json.dump({"kind": model.head.kind, "dim": model.head.dim, "separator": list(model.head.separator)}, f)
+  return path
+
+
+def load_preference(path: str) -> LearnedPreference:
+  """Reads a preference model written by ``save_preference``.
+
+  Raises:
+    ValueError: naming ``path`` when a file is missing or damaged.
+  """
+  import json
+  import os
+
+  from safetensors.numpy import load_file
+
+  from nashax.lm.checkpoint import load_pretrained
+
+  meta = os.path.join(path, "preference_head.json")
+  try:
+    with open(meta) as f:
+      h = json.load(f)
+    head = PreferenceHead(h["kind"], int(h["dim"]), tuple(h["separator"]))
+    tensors = load_file(os.path.join(path, "preference_head.safetensors"))
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise ValueError(f"path: {path!r} holds no readable preference model ({type(e).__name__}: {e})") from None
+  pre = load_pretrained(path, dtype=jnp.float32)
+  params = {"backbone": pre.params, "head": {k: jnp.asarray(v) for k, v in tensors.items()}}
+  return LearnedPreference(params, pre.graphdef, head)

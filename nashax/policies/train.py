@@ -56,7 +56,7 @@ from nashax.policies.oracles import SequenceOracle, all_responses, class_margina
 from nashax.solvers import losses
 
 __all__ = ["ALGORITHMS", "PolicyAlgorithm", "TrainConfig", "TrainState", "Trainer", "make_trainer", "mnpo_weights",
-           "preferred_pair", "win_rate"]
+           "nash_md_mixture", "preferred_pair", "win_rate"]
 
 
 
@@ -68,7 +68,8 @@ class TrainConfig:
     algorithm: one of ``ALGORITHMS``.
     beta: KL strength toward ``pi_ref`` (the game's), ``> 0``.
     eta: NLHF step size of SPPO / INPO / MNPO (``> 0``).
-    mixture: Nash-MD's geometric-mixture weight on ``pi_ref``, in ``[0, 1]``.
+    mixture: Nash-MD's geometric-mixture weight on ``pi_ref``, in ``[0, 1]``; ``None`` (the default) is
+      ``eta * beta``, the tabular solver's weight (``nash_md_mixture``).
     lr: Adam learning rate.
     batch_size: pairs (or responses) per step.
     num_steps: optimizer steps.
@@ -88,7 +89,7 @@ class TrainConfig:
   algorithm: str
   beta: float = 0.1
   eta: float = 1.0
-  mixture: float = 0.125
+  mixture: Optional[float] = None
   lr: float = 3e-3
   batch_size: int = 64
   num_steps: int = 300
@@ -108,8 +109,12 @@ class TrainConfig:
       v = getattr(self, name)
       if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or v <= 0:
         raise ValueError(f"train.{name}: must be a finite number > 0, got {v!r}")
-    if not isinstance(self.mixture, numbers.Real) or not 0 <= self.mixture <= 1:
-      raise ValueError(f"train.mixture: must lie in [0, 1], got {self.mixture!r}")
+    if self.mixture is not None and (isinstance(self.mixture, bool) or not isinstance(self.mixture, numbers.Real)
+                                     or not 0 <= self.mixture <= 1):
+      raise ValueError(f"train.mixture: must lie in [0, 1] (or be left out for eta * beta), got {self.mixture!r}")
+    if self.algorithm == "nash_md" and self.mixture is None and self.eta * self.beta > 1:
+      raise ValueError(f"train.eta: Nash-MD's default mixture eta * beta must be <= 1, got eta={self.eta}, "
+                       f"beta={self.beta} (or set train.mixture)")
     for name in ("batch_size", "num_steps", "refresh", "num_opponents", "mixture_candidates", "dataset_size"):
       v = getattr(self, name)
       if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
@@ -232,6 +237,16 @@ def win_rate(pref: Callable, y: jax.Array, opponents: jax.Array) -> jax.Array:
   return jnp.mean(pref(jnp.broadcast_to(y[:, None], opponents.shape), opponents), axis=1)
 
 
+def nash_md_mixture(cfg: Any) -> float:
+  """Nash-MD's geometric-mixture weight on ``pi_ref``: ``cfg.mixture``, or ``eta * beta`` when it is None.
+
+  The tabular ``nash_md`` step mixes ``pi_t^(1 - eta beta) pi_ref^(eta beta)``
+  (Munos et al. 2024, arXiv:2312.00886, eq. 11), so the default keeps the two
+  scales the same algorithm.
+  """
+  return cfg.eta * cfg.beta if cfg.mixture is None else cfg.mixture
+
+
 def mnpo_weights(cfg: Any) -> jax.Array:
   """MNPO's anchor weights over ``(pi_t, pi_{t-1}, pi_ref)``: ``(1 - eta beta) w`` then ``eta beta``."""
   return jnp.concatenate([(1 - cfg.eta * cfg.beta) * jnp.asarray(cfg.mnpo_weights), jnp.asarray([cfg.eta * cfg.beta])])
@@ -313,7 +328,7 @@ def _nash_md_sampled(c, params, st, key, look_ahead):
   cand = c.draw(cur, keys[1], c.B * m).reshape(c.B, m, c.L)
   flat = cand.reshape(c.B * m, c.L)
   # Sampling-importance-resampling toward the sequence-level mixture pi^(1-m) pi_ref^m.
-  logw = (c.cfg.mixture * (c.logp(st.ref, flat) - c.logp(cur, flat))).reshape(c.B, m)
+  logw = (nash_md_mixture(c.cfg) * (c.logp(st.ref, flat) - c.logp(cur, flat))).reshape(c.B, m)
   pick = jax.random.categorical(keys[2], logw, axis=-1)
   y2 = jnp.take_along_axis(cand, pick[:, None, None], axis=1)[:, 0]
   return jnp.mean(losses.nash_md_pg_loss(c.logp(params, y), c.logp(st.ref, y), c.pref(y, y2), c.cfg.beta))
@@ -321,7 +336,8 @@ def _nash_md_sampled(c, params, st, key, look_ahead):
 
 def _nash_md_exact(c, params, st, look_ahead):
   lp, ref = c.all_logp(params), c.all_logp(st.ref)
-  mix = jax.nn.softmax((1 - c.cfg.mixture) * _sg(lp) + c.cfg.mixture * ref)
+  m = nash_md_mixture(c.cfg)
+  mix = jax.nn.softmax((1 - m) * _sg(lp) + m * ref)
   return jnp.sum(_sg(jnp.exp(lp)) * losses.nash_md_pg_loss(lp, ref, c.pm @ mix, c.cfg.beta))
 
 
