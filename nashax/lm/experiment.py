@@ -349,13 +349,13 @@ def _write_rows(path: str, rows: list) -> None:
   _files.atomic_write(path, s.getvalue().encode())
 
 
-def _row(step: int, loss: float, e: dict, tokens_per_s: float) -> dict:
-  r = {"step": step, "loss": loss, "tokens_per_s": tokens_per_s}
+def _row(step: int, loss: float, e: dict) -> dict:
+  r = {"step": step, "loss": loss}
   for k, v in e.items():
     if k == "class_marginals":
       continue
     r[k] = float(v)
-  bad = [(k, v) for k, v in r.items() if k not in ("loss", "tokens_per_s") and not np.isfinite(v)]
+  bad = [(k, v) for k, v in r.items() if k != "loss" and not np.isfinite(v)]
   if bad or (step > 0 and not np.isfinite(loss)):
     k, v = bad[0] if bad else ("loss", loss)
     raise FloatingPointError(f"train: non-finite metric at step {step}: {k} = {v} (train.lr may be too large)")
@@ -401,6 +401,33 @@ def run_lm_experiment(config: Any, out: Optional[str] = None, *, progress: bool 
     return results
 
 
+# Compiled trainers of recent runs, so that running or resuming the same experiment again in one process (a
+# notebook cell, a test) does not compile again. Keyed by everything the trainer closes over; a checkpoint
+# folder enters with the modification times of its files.
+_COMPILED: dict = {}
+_COMPILED_MAX = 4
+
+
+def _stamp(path: Optional[str]) -> tuple:
+  if not path:
+    return ()
+  return tuple(sorted((f, os.stat(os.path.join(path, f)).st_mtime_ns) for f in os.listdir(path)))
+
+
+def _compiled(exp: LMExperiment, t: TrainConfig, build: Callable) -> tuple:
+  from nashax.lm import train as LT
+
+  key = json.dumps([exp.policy, exp.prompts, exp.oracle, dataclasses.asdict(t), dataclasses.asdict(exp.setup),
+                    exp.mesh, exp.pool, _stamp(exp.policy.get("path")), [_stamp(p) for p in exp.pool],
+                    [str(d) for d in jax.devices()]], sort_keys=True, default=str)
+  if key not in _COMPILED:
+    if len(_COMPILED) >= _COMPILED_MAX:
+      _COMPILED.pop(next(iter(_COMPILED)))
+    trainer = build()
+    _COMPILED[key] = (trainer, *LT.compile_steps(trainer))
+  return _COMPILED[key]
+
+
 def _run_one(exp, t, config, graphdef, params, prompts, tok, eos, oracle, mesh, pool, out, progress, stop_after, log):
   from nashax.data.batching import batch_at
   from nashax.lm import train as LT
@@ -409,9 +436,9 @@ def _run_one(exp, t, config, graphdef, params, prompts, tok, eos, oracle, mesh, 
   pad = 0 if tok is None or tok.pad_id is None else int(tok.pad_id)
   if t.batch_size > len(prompts.tokens):
     raise ValueError(f"train.batch_size: {t.batch_size} is more than the {len(prompts.tokens)} prompts")
-  trainer = LT.make_lm_trainer(config, graphdef, params, t, oracle, exp.setup, eos_ids=eos, pad_id=pad,
-                               prompt_len=prompts.tokens.shape[1], mesh=mesh, pool=pool)
-  step, evaluate = LT.compile_steps(trainer)
+  trainer, step, evaluate = _compiled(exp, t, lambda: LT.make_lm_trainer(
+      config, graphdef, params, t, oracle, exp.setup, eos_ids=eos, pad_id=pad, prompt_len=prompts.tokens.shape[1],
+      mesh=mesh, pool=pool))
   state = LT.place_state(trainer, trainer.init(jax.random.key(t.seed)))
   E = min(exp.setup.eval_prompts, len(prompts.tokens))
   ev_tokens, ev_mask = jnp.asarray(prompts.tokens[:E]), jnp.asarray(prompts.mask[:E])
@@ -438,7 +465,7 @@ def _run_one(exp, t, config, graphdef, params, prompts, tok, eos, oracle, mesh, 
       return _columns(rows)
     log(f"nashax train: {t.algorithm}: resuming from step {done} (data position {done * t.batch_size} prompts)")
   else:
-    rows = [_row(0, float("nan"), evaluate(state, trainer.frozen, ev_tokens, ev_mask, eval_key), 0.0)]
+    rows = [_row(0, float("nan"), evaluate(state, trainer.frozen, ev_tokens, ev_mask, eval_key))]
   start = int(state.step)
   per_step = t.batch_size * (prompts.tokens.shape[1] + exp.setup.max_new_tokens)
   bar = Progress(t.num_steps, start, progress, unit=f"steps {t.algorithm}")
@@ -454,7 +481,7 @@ def _run_one(exp, t, config, graphdef, params, prompts, tok, eos, oracle, mesh, 
       jax.block_until_ready(m["loss"])
       tps = per_step * (n - n0) / max(time.perf_counter() - t0, 1e-9)
       e = evaluate(state, trainer.frozen, ev_tokens, ev_mask, eval_key)
-      rows.append(_row(n, float(np.mean([float(v) for v in losses])), e, tps))
+      rows.append(_row(n, float(np.mean([float(v) for v in losses])), e))
       losses = []
       note = f"{tps:,.0f} tok/s  win vs ref {float(e['win_rate_ref']):.3f}"
       bar.update(exp.eval_every if n % exp.eval_every == 0 else n % exp.eval_every, note)
