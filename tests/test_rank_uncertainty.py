@@ -1,5 +1,6 @@
 """Uncertainty and diagnostics of nashax/rank: Poisson and multinomial resampling, chord refits, bootstrap
-coverage, the Dirichlet posterior, rank summaries, and the intransitivity test's detection and false-alarm rates.
+coverage, the Dirichlet posterior, rank summaries, and the intransitivity test's detection and false-alarm
+rates.
 
 Independent sources: the multinomial's closed-form mean and covariance; scipy.stats' Poisson pmf (chi-square
 goodness of fit); Newton's method (for the chord refits); the known Bradley-Terry strengths
@@ -105,7 +106,8 @@ def test_chord_refits_agree_with_newton_on_resamples():
   y = np.stack([rng.multinomial(nn, [np.exp(dd / 2) / zz, np.exp(-dd / 2) / zz, 0.4 / zz])
                 for nn, dd, zz in zip(n, d, z)]).astype(np.float32)
   tb = uncertainty.poisson_tables(y.reshape(-1))
-  ys = jax.vmap(lambda kk: uncertainty.poisson_counts(kk, tb).reshape(y.shape))(jax.random.split(jax.random.key(2), 64))
+  draw = lambda kk: uncertainty.poisson_counts(kk, tb).reshape(y.shape)
+  ys = jax.jit(jax.vmap(draw))(jax.random.split(jax.random.key(2), 64))
   yj, ij, jj, x = jnp.asarray(y), jnp.asarray(i), jnp.asarray(j), jnp.zeros((len(i), 0), jnp.float32)
   full = core.fit_bt_cells(yj, ij, jj, x, num_models=k)
   hinv = core.bt_inverse_hessian(full, yj, ij, jj, x)
@@ -141,8 +143,8 @@ def test_bootstrap_intervals_cover_the_true_strengths(resampling):
   tables = jax.tree.map(lambda *a: np.stack(a), *tabs)
 
   def one(ks, yy, tb):
-    out = uncertainty._bootstrap(ks, yy, jnp.asarray(i), jnp.asarray(j), jnp.zeros((len(i), 0), jnp.float32), tb,
-                                 num_models=k, steps=6, ridge=0.0, methods=("bt",), alpha=10.0, m=50,
+    out = uncertainty._bootstrap(ks, yy, jnp.asarray(i), jnp.asarray(j), jnp.zeros((len(i), 0), jnp.float32),
+                                 tb, num_models=k, steps=6, ridge=0.0, methods=("bt",), alpha=10.0, m=50,
                                  nash_steps=10, chunk=nboot, resampling=resampling)
     return out["bt"], out["bt_status"]
 

@@ -50,9 +50,9 @@ import numpy as np
 
 from nashax.rank.io import Comparisons
 
-__all__ = ["Cells", "cells_of", "BTFit", "fit_bt", "fit_bt_cells", "refit_bt_cells", "bt_inverse_hessian", "online_elo", "win_rate_matrix",
-           "win_rates_from_cells", "copeland", "borda", "alpharank_scores", "nash_scores", "minimax_winner",
-           "ranks_of", "ELO_SCALE"]
+__all__ = ["Cells", "cells_of", "BTFit", "fit_bt", "fit_bt_cells", "refit_bt_cells", "bt_inverse_hessian",
+           "online_elo", "win_rate_matrix", "win_rates_from_cells", "copeland", "borda", "alpharank_scores",
+           "nash_scores", "minimax_winner", "ranks_of", "ELO_SCALE"]
 
 ELO_SCALE = 400.0 / math.log(10.0)  # Elo points per unit of log-strength
 _LOG_NU_OFF = -30.0  # log nu when a table has no ties (nu -> 0: plain Bradley-Terry)
@@ -197,7 +197,7 @@ def _bt_grad_hess(theta, lam, gamma, y, i, j, x, ridge, has_ties):
 
 
 def _bt_step(carry, step, has_ties):
-  """Applies a parameter step clipped to 2 nats (max-norm), recentres ``theta`` and pins ``lambda`` without ties."""
+  """Applies a step clipped to 2 nats (max-norm), recentres ``theta`` and pins ``lambda`` without ties."""
   theta, lam, gamma = carry
   k = theta.shape[-1]
   size = jnp.max(jnp.abs(step))
@@ -211,11 +211,11 @@ def _bt_start(y, init, dim, k, dt):
   has_ties = jnp.sum(y[:, 2]) > 0
   if init is None:
     ties_frac = jnp.sum(y[:, 2]) / total
-    lam0 = jnp.where(has_ties, jnp.log(jnp.maximum(2.0 * ties_frac / jnp.maximum(1.0 - ties_frac, 1e-6), 1e-6)),
-                     _LOG_NU_OFF)
+    odds = 2.0 * ties_frac / jnp.maximum(1.0 - ties_frac, 1e-6)
+    lam0 = jnp.where(has_ties, jnp.log(jnp.maximum(odds, 1e-6)), _LOG_NU_OFF)
     return (jnp.zeros(k, dt), lam0.astype(dt), jnp.zeros(dim, dt)), total, has_ties
-  return ((init.theta.astype(dt), jnp.where(has_ties, jnp.maximum(init.log_nu, -20.0), _LOG_NU_OFF).astype(dt),
-           init.gamma.astype(dt)), total, has_ties)
+  lam = jnp.where(has_ties, jnp.maximum(init.log_nu, -20.0), _LOG_NU_OFF).astype(dt)
+  return (init.theta.astype(dt), lam, init.gamma.astype(dt)), total, has_ties
 
 
 def _bt_finish(params, y, i, j, x, ridge, has_ties, total, tol, inc=None):
@@ -265,9 +265,11 @@ def fit_bt_cells(y: jax.Array, i: jax.Array, j: jax.Array, x: jax.Array, *, num_
   return _bt_finish(params, y, i, j, x, ridge, has_ties, total, tol)
 
 
-def bt_inverse_hessian(fit: BTFit, y: jax.Array, i: jax.Array, j: jax.Array, x: jax.Array, ridge=0.0) -> jax.Array:
-  """``[K + 1 + d, K + 1 + d]`` inverse of the negative log-likelihood's Hessian (with the gauge term) at ``fit``,
-  per battle (divided by the total count): the fixed matrix of ``refit_bt_cells``'s chord steps."""
+@jax.jit
+def bt_inverse_hessian(fit: BTFit, y: jax.Array, i: jax.Array, j: jax.Array, x: jax.Array,
+                       ridge=0.0) -> jax.Array:
+  """``[K + 1 + d, K + 1 + d]`` inverse of the negative log-likelihood's Hessian (with the gauge term) at
+  ``fit``, per battle (divided by the total count): the fixed matrix of ``refit_bt_cells``'s chord steps."""
   dt = y.dtype
   x = jnp.asarray(x, dt)
   total = jnp.maximum(jnp.sum(y), 1.0)

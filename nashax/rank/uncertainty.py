@@ -43,7 +43,8 @@ import numpy as np
 from nashax.rank import core, diagnostics
 from nashax.rank.io import Comparisons
 
-__all__ = ["multinomial_counts", "PoissonTables", "poisson_tables", "poisson_counts", "bootstrap", "posterior", "RankSummary", "summarize", "MATRIX_METHODS"]
+__all__ = ["multinomial_counts", "PoissonTables", "poisson_tables", "poisson_counts", "bootstrap",
+           "posterior", "RankSummary", "summarize", "MATRIX_METHODS"]
 
 MATRIX_METHODS = ("alpharank", "nash", "copeland", "borda")
 _CACHE_CELLS = 2**18  # counts per bootstrap batch (default chunk): one float32 batch stays in a 1 MiB cache
@@ -146,7 +147,10 @@ def poisson_tables(lam, *, max_width: int = 1024, width: Optional[int] = None,
   for mu in uniq:
     sd = math.sqrt(mu)
     k = np.arange(max(0, math.floor(mu - 14 * sd - 14)), math.ceil(mu + 14 * sd + 40), dtype=np.float64)
-    logp = k * math.log(mu) - mu - np.array([math.lgamma(v + 1) for v in k]) if mu > 0 else np.where(k == 0, 0.0, -np.inf)
+    if mu > 0:
+      logp = k * math.log(mu) - mu - np.array([math.lgamma(v + 1) for v in k])
+    else:
+      logp = np.where(k == 0, 0.0, -np.inf)
     keep = np.flatnonzero(logp >= math.log(1e-18))
     supports.append((int(k[keep[0]]), np.exp(logp[keep[0]:keep[-1] + 1])))
   need = max(len(p) for _, p in supports)
@@ -193,7 +197,7 @@ def poisson_tables(lam, *, max_width: int = 1024, width: Optional[int] = None,
 
 
 def poisson_counts(key: jax.Array, tables: PoissonTables, dtype=jnp.float32) -> jax.Array:
-  """``[C]`` independent ``Poisson(lam_c)`` counts from ``poisson_tables(lam)`` (jit/vmap-able over ``key``)."""
+  """``[C]`` independent ``Poisson(lam_c)`` counts from ``poisson_tables(lam)`` (jit; vmap over ``key``)."""
   w = tables.thresh.shape[-1]
   shift = 32 - (w.bit_length() - 1)
   cell, thresh, value, alias = (jnp.asarray(a) for a in tables[:4])
@@ -205,7 +209,8 @@ def poisson_counts(key: jax.Array, tables: PoissonTables, dtype=jnp.float32) -> 
   out = jnp.where(take, jnp.reshape(value, (-1,))[flat], jnp.reshape(alias, (-1,))[flat])
   out = out.astype(dtype)
   if tables.fallback.shape[-1]:
-    out = out.at[tables.fallback].set(jax.random.poisson(k2, tables.fallback_lam, dtype=jnp.int32).astype(dtype))
+    big = jax.random.poisson(k2, tables.fallback_lam, dtype=jnp.int32)
+    out = out.at[tables.fallback].set(big.astype(dtype))
   return out
 
 
@@ -248,7 +253,8 @@ def _bootstrap(keys, y, i, j, x, tables, *, num_models, steps, ridge, methods, a
 
   def newton(counts, fit):
     start = jax.tree.map(lambda a, b: jnp.where(fit.status == 2, a, b), full, fit)
-    return core.fit_bt_cells(counts, i, j, x, num_models=num_models, ridge=ridge, steps=newton_steps, init=start)
+    return core.fit_bt_cells(counts, i, j, x, num_models=num_models, ridge=ridge, steps=newton_steps,
+                             init=start)
 
   def one_chunk(ks):
     counts = jax.vmap(draw)(ks)
@@ -336,7 +342,8 @@ def bootstrap(comp: Comparisons, num: int = 1000, *, key: Optional[jax.Array] = 
   keys = jax.random.split(key, int(num))
   out = _bootstrap(keys, jnp.asarray(cells.y, dt), jnp.asarray(cells.i), jnp.asarray(cells.j),
                    jnp.asarray(cells.x, dt), tables, num_models=cells.num_models, steps=int(steps),
-                   ridge=float(ridge), methods=methods, alpha=float(alpha), m=int(m), nash_steps=int(nash_steps),
+                   ridge=float(ridge), methods=methods, alpha=float(alpha), m=int(m),
+                   nash_steps=int(nash_steps),
                    chunk=min(int(chunk) if chunk else max(1, _CACHE_CELLS // cells.y.size), int(num)),
                    resampling=resampling)
   return dict(out)
