@@ -123,7 +123,7 @@ def poisson_tables(lam, *, max_width: int = 1024, width: Optional[int] = None,
   construction on the sorted masses, run for all tables at once. A draw takes a random slot from the top
   ``log2 W`` bits and compares the other bits with the slot's threshold, so each count's probability is
   exact up to ``W 2^-32`` (the threshold's resolution). Means whose support needs more than ``max_width``
-  slots (``lam`` above about 2,000) are left to ``jax.random.poisson`` (``fallback``).
+  slots (``lam`` above about 3,500) are left to ``jax.random.poisson`` (``fallback``).
 
   Args:
     lam: ``[C]`` nonnegative finite means (bootstrap: the observed counts).
