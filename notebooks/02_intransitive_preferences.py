@@ -26,9 +26,11 @@ os.makedirs(OUT, exist_ok=True)
 
 # %% [markdown]
 # ## Three transitive raters, one cyclic population
-# THEORY.md section 4's example: three rater types, each with a strict ranking
-# of three responses; their mixture is a Condorcet cycle. The shares are
-# `1/3 - eps`, `1/3 + eps/2`, `1/3 + eps/2`.
+# Three rater types, each with a strict ranking of three responses; their
+# mixture is a Condorcet cycle. The shares are `1/3 - eps`, `1/3 + eps/2`,
+# `1/3 + eps/2`, and the minimax winner is `(1/3 + eps/2, 1/3 + eps/2, 1/3 - eps)`:
+# a three-cycle's equilibrium weights each response by the margin of the
+# preference it is not part of.
 
 # %%
 g = games.three_rater_cycle(0.1)

@@ -24,7 +24,8 @@ def rps():
 
 
 def weighted_rps():
-  """(1/16, 5/8, 5/16) for both players, value 0 (THEORY.md section 3, biased RPS, by LP)."""
+  """(1/16, 5/8, 5/16) for both players, value 0: a skew-symmetric three-cycle puts on each action the win it
+  is not part of, (0.1, 1.0, 0.5) / 1.6 (scissors-paper, rock-scissors, paper-rock wins); checked by LP."""
   x = np.array([1 / 16, 5 / 8, 5 / 16])
   return games.weighted_rock_paper_scissors(1.0, 0.5, 0.1), (x, x), 0.0
 
@@ -54,7 +55,9 @@ def interior_4x4():
 
 
 def dice():
-  """Intransitive dice as a preference game: the minimax winner is uniform (THEORY.md section 4), value 0."""
+  """Intransitive dice as a preference game: each die beats the next w.p. 5/9 (counted over the 9 face
+  pairs), a cycle with equal margins, so the minimax winner is uniform (invariant under the cyclic
+  relabelling), value 0."""
   return games.intransitive_dice(), (np.ones(3) / 3, np.ones(3) / 3), 0.0
 
 

@@ -34,8 +34,9 @@ def test_han_et_al_stationary_distribution():
 
 @_x64
 def test_fixation_probability_closed_form():
-  """rho = (1 - e^{-alpha df}) / (1 - e^{-m alpha df}): 0.8647 for alpha = 1, m = 50, df = 2 (THEORY.md section 3);
-  1/m at df = 0; both signs and huge |alpha df| stay finite in log-space."""
+  """rho = (1 - e^{-alpha df}) / (1 - e^{-m alpha df}), the fixation probability of Omidshafiei et al.
+  (arXiv:1903.01373): 0.8647 for alpha = 1, m = 50, df = 2; 1/m at df = 0; both signs and huge |alpha df|
+  stay finite in log-space."""
   np.testing.assert_allclose(float(jnp.exp(A.fixation_log_prob(2.0, 1.0, 50))), (1 - np.exp(-2)) / (1 - np.exp(-100)),
                              rtol=1e-14)
   np.testing.assert_allclose(float(jnp.exp(A.fixation_log_prob(0.0, 1.0, 50))), 1 / 50, rtol=1e-14)

@@ -17,7 +17,8 @@ from _utils import x64
 
 
 def test_lp_weighted_rps():
-  """Biased RPS Nash (1/16, 5/8, 5/16), value 0 (THEORY.md section 3, by LP)."""
+  """Biased RPS Nash (1/16, 5/8, 5/16), value 0: the closed form (a, b, c)/(a + b + c) of a skew-symmetric
+  three-cycle, each action weighted by the win it is not part of (here (0.1, 1.0, 0.5) / 1.6)."""
   sol = solvers.solve_lp(games.weighted_rock_paper_scissors(1.0, 0.5, 0.1).payoff)
   np.testing.assert_allclose(sol.x, [1 / 16, 5 / 8, 5 / 16], atol=1e-6)
   np.testing.assert_allclose(sol.y, [1 / 16, 5 / 8, 5 / 16], atol=1e-6)
@@ -119,7 +120,8 @@ def test_nash_conv_three_players_against_enumeration():
 
 @pytest.mark.parametrize("beta", [None, 0.3])
 def test_preference_gap_against_brute_force(beta):
-  """Closed-form Gap (THEORY.md section 0) vs max/min of V over 200k random strategies."""
+  """Closed-form Gap (best responses in closed form: a vertex, or ref exp(P pi / beta) normalised when
+  regularised, Munos et al. arXiv:2312.00886) vs max/min of V over 200k random strategies."""
   rng = np.random.default_rng(1)
   g = games.random_preference_game(jax.random.key(2), 3)
   ref = np.array([0.5, 0.3, 0.2])
@@ -142,7 +144,8 @@ def test_preference_gap_against_brute_force(beta):
 
 
 def test_regularized_equilibrium_has_zero_gap():
-  """At the fixed point pi = softmax(log ref + P pi / beta) the gap vanishes (THEORY.md section 0)."""
+  """At the fixed point pi = softmax(log ref + P pi / beta) the gap vanishes: pi is then its own regularised
+  best response, the regularised Nash equilibrium of Munos et al. (arXiv:2312.00886)."""
   with jax.enable_x64(True):
     g = games.random_preference_game(jax.random.key(3), 5, dtype=jnp.float64).regularized(0.5)
     pi = jnp.ones(5) / 5

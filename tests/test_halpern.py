@@ -294,8 +294,9 @@ def test_projected_extragradient_equals_the_game_extragradient():
 def test_eag_v_step_limit_matches_theory():
   """EAG-V's alpha_inf at alpha_0 L = 0.618.
 
-  The verifier's vectorised tail equals the plain recursion loop (1e5 steps) to 1e-12; the limit agrees
-  with THEORY.md's [D] alpha_inf L = 0.43659 and constant 26.65 to their quoted digits (our longer run
+  The verifier's vectorised tail equals the plain recursion loop (1e5 steps; the step-size recursion of
+  Yoon & Ryu, arXiv:2102.07922, Theorem 2) to 1e-12; the limit agrees with alpha_inf L = 0.43659 and the
+  theorem's constant 4(1 + a_0 a_inf L^2)/(a_inf L)^2 = 26.65 at it, to 1e-4 and 1e-2 (a longer run
   gives 0.436541: the tail beyond k contributes about alpha^2/((1 - alpha^2) k), 2e-4 at k = 1e3).
   """
   a = 0.618

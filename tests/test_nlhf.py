@@ -1,8 +1,9 @@
 """NLHF: contextual preference games, exact references, solvers, losses and baselines.
 
-Independent sources are named per test: closed forms (THEORY.md sections 0,
-4-7), the LP, brute-force maximisation, and a second algorithm (a damped
-fixed-point iteration) for the regularised equilibrium.
+Independent sources are named per test: closed forms (the KL-regularised best
+response of Munos et al. 2024, the minimax winner of a three-cycle), the LP,
+brute-force maximisation, and a second algorithm (a damped fixed-point
+iteration) for the regularised equilibrium.
 """
 
 import jax
@@ -19,7 +20,9 @@ from _utils import x64 as _x64
 
 
 def _damped_fixed_point(p, log_ref, beta, iters=300_000):
-  """THEORY.md section 0's independent reference: pi <- 0.995 pi + 0.005 softmax(log ref + P pi / beta), numpy."""
+  """The regularised equilibrium as the fixed point of its own KL-regularised best response,
+  pi = softmax(log ref + P pi / beta) (Munos et al., "Nash Learning from Human Feedback", arXiv:2312.00886),
+  by the damped iteration pi <- 0.995 pi + 0.005 softmax(log ref + P pi / beta) in numpy."""
   p, ref = np.asarray(p, np.float64), np.exp(np.asarray(log_ref, np.float64))
   pi = np.full(p.shape[-1], 1.0 / p.shape[-1])
   for _ in range(iters):
@@ -37,7 +40,8 @@ def _damped_fixed_point(p, log_ref, beta, iters=300_000):
 
 @_x64
 def test_regularized_nash_matches_damped_fixed_point():
-  """regularized_nash (mirror-prox + Newton) vs the damped fixed point of THEORY.md section 0 (K=6, tau=0.5)."""
+  """regularized_nash (mirror-prox + Newton) vs the damped fixed point pi = softmax(log ref + P pi / beta)
+  (K=6, tau=0.5; Munos et al. 2024, arXiv:2312.00886)."""
   g = games.random_preference_game(jax.random.key(0), 6).regularized(0.5, [0.1, 0.3, 0.1, 0.2, 0.15, 0.15])
   ref = solvers.regularized_nash(g)
   np.testing.assert_allclose(np.asarray(ref.policy), _damped_fixed_point(g.preference, g.log_ref, 0.5), atol=1e-10)
@@ -47,7 +51,8 @@ def test_regularized_nash_matches_damped_fixed_point():
 @_x64
 def test_contextual_gap_value_and_best_response_by_brute_force():
   """Closed-form gap = max_pi1 V(pi1, y) - min_pi2 V(x, pi2) found by brute force (random policies + BR),
-  and the closed-form best response beats 2000 random policies (THEORY.md section 0)."""
+  and the closed-form best response ref exp(P pi' / beta) (normalised; the Gibbs variational principle, Munos
+  et al. 2024, arXiv:2312.00886) beats 2000 random policies."""
   g = games.random_contextual_preference_game(jax.random.key(1), 3, 4).regularized(0.3)
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.dirichlet(np.ones(4), size=3))
@@ -69,7 +74,12 @@ def test_contextual_gap_value_and_best_response_by_brute_force():
 
 
 def test_three_rater_minimax_winner_matches_theory():
-  """LP on the 3-rater mixture equals THEORY.md section 4's (1/3+eps/2, 1/3+eps/2, 1/3-eps) at eps = 0.1."""
+  """LP on the 3-rater mixture equals the closed form (1/3+eps/2, 1/3+eps/2, 1/3-eps) at eps = 0.1.
+
+  Closed form: the shares s1 = 1/3 - eps (y2 > y1), s2 = s3 = 1/3 + eps/2 (y1 > y3, y3 > y2) give P - 1/2 a
+  skew-symmetric three-cycle with margins s1/2, s2/2, s3/2; its equilibrium puts on each response the
+  margin of the edge it is not on, pi = (s3, s2, s1) (then (P - 1/2) pi = 0 row by row).
+  """
   with jax.enable_x64(True):
     mw = solvers.minimax_winners(games.three_rater_cycle(0.1))
   np.testing.assert_allclose(mw, [0.38333, 0.38333, 0.23333], atol=1e-5)
@@ -265,7 +275,9 @@ def test_dno_and_iterative_dpo_updates_minimise_their_losses():
 
 @_x64
 def test_mnpo_with_all_weight_on_the_first_opponent_is_inpo():
-  """MNPO weights (1, 0, 0) reproduce INPO's iterates to 1e-10 (THEORY.md section 7)."""
+  """MNPO weights (1, 0, 0) reproduce INPO's iterates to 1e-10: with one opponent MNPO's objective (Wu et
+  al., arXiv:2509.23102, eq. 17) is INPO's (Zhang et al., arXiv:2407.00617); the second algorithm is
+  solvers.inpo."""
   g = games.random_preference_game(jax.random.key(4), 6).regularized(0.3)
   a, _ = nashax.run(solvers.mnpo(0.5, (1.0, 0.0, 0.0)), g, jax.random.key(2), num_steps=50, every=50)
   b, _ = nashax.run(solvers.inpo(0.5), g, jax.random.key(2), num_steps=50, every=50)
@@ -324,7 +336,8 @@ def test_rlhf_optimum_equals_dpo_optimum_and_bt_fit_recovers_rewards():
 
 @_x64
 def test_maxmin_rlhf_protects_the_minority():
-  """MaxMin's worst-group objective >= pooled RLHF's (THEORY.md section 11) and its duality gap closes."""
+  """MaxMin's worst-group objective >= pooled RLHF's (the egalitarian optimum maximises the minimum over
+  groups, Chakraborty et al., arXiv:2402.08925) and its duality gap closes."""
   rewards = jnp.array([[1.0, 0.0, 0.0, 0.3], [0.0, 0.0, 1.0, 0.2]])
   ref = jnp.full(4, 0.25)
   mm = solvers.maxmin_rlhf(rewards, 0.1, ref)

@@ -113,7 +113,8 @@ def test_response_graph_ucb_refuses_bad_input():
 
 def test_rank_policies_side_by_side_exact_and_sampled():
   """On the intransitive dice game, the three dice as pure policies: the exact win table is the dice's 5/9
-  cycle (THEORY.md section 4), alpha-rank and Nash averaging are uniform while Elo gives equal ratings.
+  cycle (each die beats the next on 5 of the 9 face pairs), alpha-rank and Nash averaging are uniform while
+  Elo gives equal ratings.
   Sampled: the table is within 4 binomial standard errors of the exact one and the bootstrap spread is positive."""
   from nashax import games
   with jax.enable_x64(True):

@@ -50,9 +50,9 @@ import numpy as np
 
 from nashax.rank.io import Comparisons
 
-__all__ = ["Cells", "cells_of", "BTFit", "fit_bt", "fit_bt_cells", "online_elo", "win_rate_matrix",
-           "win_rates_from_cells", "copeland", "borda", "alpharank_scores", "nash_scores", "minimax_winner",
-           "ranks_of", "ELO_SCALE"]
+__all__ = ["Cells", "cells_of", "BTFit", "fit_bt", "fit_bt_cells", "refit_bt_cells", "bt_inverse_hessian",
+           "online_elo", "win_rate_matrix", "win_rates_from_cells", "copeland", "borda", "alpharank_scores",
+           "nash_scores", "minimax_winner", "ranks_of", "ELO_SCALE"]
 
 ELO_SCALE = 400.0 / math.log(10.0)  # Elo points per unit of log-strength
 _LOG_NU_OFF = -30.0  # log nu when a table has no ties (nu -> 0: plain Bradley-Terry)
@@ -126,8 +126,15 @@ def _cell_terms(d, lam, y):
   """Per-cell log-likelihood, its gradient and Hessian in ``(d, lambda)`` (Davidson; see module doc)."""
   w, l, t = y[..., 0], y[..., 1], y[..., 2]
   n = w + l + t
-  log_z = jnp.logaddexp(jnp.logaddexp(0.5 * d, -0.5 * d), lam)
-  pw, pl, pt = jnp.exp(0.5 * d - log_z), jnp.exp(-0.5 * d - log_z), jnp.exp(lam - log_z)
+  # Z e^{-|d|/2} = 1 + e^{-|d|} + nu e^{-|d|/2}: one exponential per cell, no overflow.
+  a = 0.5 * jnp.abs(d)
+  e = jnp.exp(-a)
+  nu_e = jnp.exp(lam) * e
+  zs = 1.0 + e * e + nu_e
+  r = 1.0 / zs
+  p_hi, p_lo, pt = r, e * e * r, nu_e * r
+  pw, pl = jnp.where(d >= 0, p_hi, p_lo), jnp.where(d >= 0, p_lo, p_hi)
+  log_z = a + jnp.log(zs)
   ll = 0.5 * (w - l) * d + t * lam - n * log_z
   m = 0.5 * (pw - pl)
   gd, gl = 0.5 * (w - l) - n * m, t - n * pt
@@ -140,6 +147,85 @@ def _cell_terms(d, lam, y):
 def _loglik(theta, lam, gamma, i, j, x, y):
   d = theta[i] - theta[j] + x @ gamma
   return jnp.sum(_cell_terms(d, lam, y)[0])
+
+
+_INCIDENCE_MAX = 2**22  # cells x models up to which the per-model sums are a matmul (no scatter)
+
+
+def _incidence(i, j, k, dt):
+  """``[C, K]`` signed incidence (``+1`` at ``i``, ``-1`` at ``j``) when small enough, else ``None``."""
+  c = i.shape[-1]
+  if c * k > _INCIDENCE_MAX:
+    return None
+  return jnp.zeros((c, k), dt).at[jnp.arange(c), i].add(1.0).at[jnp.arange(c), j].add(-1.0)
+
+
+def _bt_grad(theta, lam, gamma, y, i, j, x, ridge, has_ties, inc=None):
+  """Gradient of the penalised log-likelihood in ``(theta, lambda, gamma)`` (``[K + 1 + d]``), and the
+  per-cell Hessian terms ``(hdd, hdl, hll)`` of ``_cell_terms``; ``inc``: ``_incidence(i, j)`` or ``None``."""
+  k = theta.shape[-1]
+  d = theta[i] - theta[j] + x @ gamma
+  _, gd, gl, hdd, hdl, hll = _cell_terms(d, lam, y)
+  g_t = (jnp.zeros(k, y.dtype).at[i].add(gd).at[j].add(-gd) if inc is None else gd @ inc) - ridge * theta
+  g_l = jnp.where(has_ties, jnp.sum(gl), 0.0)
+  return jnp.concatenate([g_t, g_l[None], x.T @ gd]), (hdd, hdl, hll)
+
+
+def _bt_grad_hess(theta, lam, gamma, y, i, j, x, ridge, has_ties):
+  """``(g, H)``: the gradient of the log-likelihood and the Hessian of the negative log-likelihood,
+  plus the gauge projector ``scale 1 1^T / K`` on the ``theta`` block (positive definite)."""
+  k, dim, dt = theta.shape[-1], x.shape[-1], y.dtype
+  q = k + 1 + dim
+  g, (hdd, hdl, hll) = _bt_grad(theta, lam, gamma, y, i, j, x, ridge, has_ties)
+  h_tt = (jnp.zeros((k, k), dt).at[i, i].add(hdd).at[j, j].add(hdd).at[i, j].add(-hdd).at[j, i].add(-hdd)
+          - ridge * jnp.eye(k, dtype=dt))
+  h_tl = jnp.zeros(k, dt).at[i].add(hdl).at[j].add(-hdl)
+  h_tg = jnp.zeros((k, dim), dt).at[i].add(hdd[:, None] * x).at[j].add(-hdd[:, None] * x)
+  h_ll = jnp.sum(hll)
+  h_lg = x.T @ hdl
+  h_gg = (x * hdd[:, None]).T @ x
+  h = jnp.zeros((q, q), dt)
+  h = h.at[:k, :k].set(h_tt).at[:k, k].set(h_tl).at[k, :k].set(h_tl).at[k, k].set(h_ll)
+  h = h.at[:k, k + 1:].set(h_tg).at[k + 1:, :k].set(h_tg.T).at[k, k + 1:].set(h_lg).at[k + 1:, k].set(h_lg)
+  h = h.at[k + 1:, k + 1:].set(h_gg)
+  # No ties: lambda is pinned (identity row); the gauge (theta + c) is fixed by the projector term
+  # (it leaves the Newton step on the mean-zero subspace unchanged, g_t sums to 0 there).
+  h = jnp.where(has_ties, h, h.at[k, :].set(0.0).at[:, k].set(0.0).at[k, k].set(-1.0))
+  scale = jnp.maximum(jnp.mean(-jnp.diagonal(h_tt)), 1e-12)
+  proj = jnp.zeros((q, q), dt).at[:k, :k].set(jnp.full((k, k), scale / k, dt))
+  return g, -h + proj
+
+
+def _bt_step(carry, step, has_ties):
+  """Applies a step clipped to 2 nats (max-norm), recentres ``theta`` and pins ``lambda`` without ties."""
+  theta, lam, gamma = carry
+  k = theta.shape[-1]
+  size = jnp.max(jnp.abs(step))
+  step = step * jnp.minimum(1.0, 2.0 / jnp.maximum(size, 1e-30))
+  theta = theta + step[:k]
+  return theta - jnp.mean(theta), jnp.where(has_ties, lam + step[k], _LOG_NU_OFF), gamma + step[k + 1:]
+
+
+def _bt_start(y, init, dim, k, dt):
+  total = jnp.maximum(jnp.sum(y), 1.0)
+  has_ties = jnp.sum(y[:, 2]) > 0
+  if init is None:
+    ties_frac = jnp.sum(y[:, 2]) / total
+    odds = 2.0 * ties_frac / jnp.maximum(1.0 - ties_frac, 1e-6)
+    lam0 = jnp.where(has_ties, jnp.log(jnp.maximum(odds, 1e-6)), _LOG_NU_OFF)
+    return (jnp.zeros(k, dt), lam0.astype(dt), jnp.zeros(dim, dt)), total, has_ties
+  lam = jnp.where(has_ties, jnp.maximum(init.log_nu, -20.0), _LOG_NU_OFF).astype(dt)
+  return (init.theta.astype(dt), lam, init.gamma.astype(dt)), total, has_ties
+
+
+def _bt_finish(params, y, i, j, x, ridge, has_ties, total, tol, inc=None):
+  theta, lam, gamma = params
+  g, _ = _bt_grad(theta, lam, gamma, y, i, j, x, ridge, has_ties, inc)
+  gn = jnp.max(jnp.abs(g)) / total
+  ll = _loglik(theta, lam, gamma, i, j, x, y)
+  finite = jnp.all(jnp.isfinite(theta)) & jnp.isfinite(lam) & jnp.all(jnp.isfinite(gamma)) & jnp.isfinite(gn)
+  status = jnp.where(finite, jnp.where(gn <= tol, 0, 1), 2).astype(jnp.int32)
+  return BTFit(theta, lam, gamma, ll, gn, status)
 
 
 @functools.partial(jax.jit, static_argnames=("num_models", "steps"))
@@ -159,71 +245,76 @@ def fit_bt_cells(y: jax.Array, i: jax.Array, j: jax.Array, x: jax.Array, *, num_
       wins or loses every battle: then ``status`` says so).
     steps: Newton iterations (static); each is clipped to 2 nats.
     tol: gradient max-norm (per battle) below which ``status`` is 0.
-    init: a fit to start from (a bootstrap starts every resample at the full-data fit, so a few
-      Newton steps suffice); default: strengths 0 and ``nu`` from the tie rate.
+    init: a fit to start from (default: strengths 0 and ``nu`` from the tie rate).
 
   Returns:
     ``BTFit``.
   """
-  k, dim = num_models, x.shape[-1]
-  dt = y.dtype
+  k, dim, dt = num_models, x.shape[-1], y.dtype
   i, j = jnp.asarray(i), jnp.asarray(j)
   x = jnp.asarray(x, dt)
-  total = jnp.maximum(jnp.sum(y), 1.0)
-  has_ties = jnp.sum(y[:, 2]) > 0
+  start, total, has_ties = _bt_start(y, init, dim, k, dt)
   q = k + 1 + dim
 
-  def grad_hess(theta, lam, gamma):
-    d = theta[i] - theta[j] + x @ gamma
-    _, gd, gl, hdd, hdl, hll = _cell_terms(d, lam, y)
-    g_t = jnp.zeros(k, dt).at[i].add(gd).at[j].add(-gd) - ridge * theta
-    g_l = jnp.where(has_ties, jnp.sum(gl), 0.0)
-    g_g = x.T @ gd
-    h_tt = (jnp.zeros((k, k), dt).at[i, i].add(hdd).at[j, j].add(hdd).at[i, j].add(-hdd).at[j, i].add(-hdd)
-            - ridge * jnp.eye(k, dtype=dt))
-    h_tl = jnp.zeros(k, dt).at[i].add(hdl).at[j].add(-hdl)
-    h_tg = jnp.zeros((k, dim), dt).at[i].add(hdd[:, None] * x).at[j].add(-hdd[:, None] * x)
-    h_ll = jnp.sum(hll)
-    h_lg = x.T @ hdl
-    h_gg = (x * hdd[:, None]).T @ x
-    g = jnp.concatenate([g_t, g_l[None], g_g])
-    h = jnp.zeros((q, q), dt)
-    h = h.at[:k, :k].set(h_tt).at[:k, k].set(h_tl).at[k, :k].set(h_tl).at[k, k].set(h_ll)
-    h = h.at[:k, k + 1:].set(h_tg).at[k + 1:, :k].set(h_tg.T).at[k, k + 1:].set(h_lg).at[k + 1:, k].set(h_lg)
-    h = h.at[k + 1:, k + 1:].set(h_gg)
-    # No ties: lambda is pinned (identity row); the gauge (theta + c) is fixed by the projector term
-    # (it leaves the Newton step on the mean-zero subspace unchanged, g_t sums to 0 there).
-    h = jnp.where(has_ties, h, h.at[k, :].set(0.0).at[:, k].set(0.0).at[k, k].set(-1.0))
-    scale = jnp.maximum(jnp.mean(-jnp.diagonal(h_tt)), 1e-12)
-    proj = jnp.zeros((q, q), dt).at[:k, :k].set(jnp.full((k, k), scale / k, dt))
-    return g, -h + proj  # gradient of the log-lik, Hessian of the negative log-lik (+ gauge)
-
   def newton(carry, _):
-    theta, lam, gamma = carry
-    g, h = grad_hess(theta, lam, gamma)
+    g, h = _bt_grad_hess(*carry, y, i, j, x, ridge, has_ties)
     step = jnp.linalg.solve(h + 1e-12 * total * jnp.eye(q, dtype=dt), g)
-    size = jnp.max(jnp.abs(step))
-    step = step * jnp.minimum(1.0, 2.0 / jnp.maximum(size, 1e-30))
-    theta = theta + step[:k]
-    theta = theta - jnp.mean(theta)
-    lam = jnp.where(has_ties, lam + step[k], _LOG_NU_OFF)
-    return (theta, lam, gamma + step[k + 1:]), None
+    return _bt_step(carry, step, has_ties), None
 
-  ties_frac = jnp.sum(y[:, 2]) / total
-  lam0 = jnp.where(has_ties, jnp.log(jnp.maximum(2.0 * ties_frac / jnp.maximum(1.0 - ties_frac, 1e-6), 1e-6)),
-                   _LOG_NU_OFF)
-  if init is None:
-    init = (jnp.zeros(k, dt), lam0.astype(dt), jnp.zeros(dim, dt))
-  else:
-    init = (init.theta.astype(dt), jnp.where(has_ties, jnp.maximum(init.log_nu, -20.0), _LOG_NU_OFF).astype(dt),
-            init.gamma.astype(dt))
-  (theta, lam, gamma), _ = jax.lax.scan(newton, init, None, length=steps)
-  g, _ = grad_hess(theta, lam, gamma)
-  gn = jnp.max(jnp.abs(g)) / total
-  ll = _loglik(theta, lam, gamma, i, j, x, y)
-  finite = jnp.isfinite(ll) & jnp.all(jnp.isfinite(theta)) & jnp.isfinite(gn)
-  status = jnp.where(finite, jnp.where(gn <= tol, 0, 1), 2).astype(jnp.int32)
-  return BTFit(theta, lam, gamma, ll, gn, status)
+  params, _ = jax.lax.scan(newton, start, None, length=steps)
+  return _bt_finish(params, y, i, j, x, ridge, has_ties, total, tol)
+
+
+@jax.jit
+def bt_inverse_hessian(fit: BTFit, y: jax.Array, i: jax.Array, j: jax.Array, x: jax.Array,
+                       ridge=0.0) -> jax.Array:
+  """``[K + 1 + d, K + 1 + d]`` inverse of the negative log-likelihood's Hessian (with the gauge term) at
+  ``fit``, per battle (divided by the total count): the fixed matrix of ``refit_bt_cells``'s chord steps."""
+  dt = y.dtype
+  x = jnp.asarray(x, dt)
+  total = jnp.maximum(jnp.sum(y), 1.0)
+  _, h = _bt_grad_hess(fit.theta, fit.log_nu, fit.gamma, y, i, j, x, ridge, jnp.sum(y[:, 2]) > 0)
+  return jnp.linalg.inv(h / total + 1e-12 * jnp.eye(h.shape[0], dtype=dt))
+
+
+@functools.partial(jax.jit, static_argnames=("steps",))
+def refit_bt_cells(y: jax.Array, i: jax.Array, j: jax.Array, x: jax.Array, init: BTFit, hinv: jax.Array, *,
+                   ridge=0.0, steps: int = 6, tol=1e-6) -> BTFit:
+  """Bradley-Terry-Davidson fit of a perturbed table (a bootstrap resample) by chord steps from ``init``.
+
+  The chord (simplified Newton) method keeps the Hessian of the table ``init`` was fitted to, so each step
+  is a gradient and a mat-vec, ``p <- p + hinv g(p) / n`` (``n`` the resample's count): it converges
+  linearly with rate ``||I - H_0^{-1} H(p*)||``, small when the table is a resample of ``init``'s (the
+  counts differ by ``O(sqrt(n))``). ``status`` certifies each fit as in ``fit_bt_cells``; a fit that did
+  not converge is for the caller to finish by Newton (``fit_bt_cells(..., init=...)``).
+
+  Args:
+    y: ``[C, 3]`` counts (vmap over ``y``).
+    i, j, x: as in ``fit_bt_cells``.
+    init: the fit to start from (the full-data fit).
+    hinv: ``bt_inverse_hessian`` at ``init`` on its own table.
+    ridge, tol: as in ``fit_bt_cells``.
+    steps: chord iterations (static).
+
+  Returns:
+    ``BTFit``.
+
+  References:
+    Kelley, "Iterative Methods for Linear and Nonlinear Equations", SIAM 1995, Sec. 5.4 (the chord method
+    and its linear convergence).
+  """
+  dt = y.dtype
+  x = jnp.asarray(x, dt)
+  k = init.theta.shape[-1]
+  start, total, has_ties = _bt_start(y, init, x.shape[-1], k, dt)
+  inc = _incidence(jnp.asarray(i), jnp.asarray(j), k, dt)
+
+  def chord(carry, _):
+    g, _ = _bt_grad(*carry, y, i, j, x, ridge, has_ties, inc)
+    return _bt_step(carry, hinv @ g / total, has_ties), None
+
+  params, _ = jax.lax.scan(chord, start, None, length=steps)
+  return _bt_finish(params, y, i, j, x, ridge, has_ties, total, tol, inc)
 
 
 def fit_bt(comp: Comparisons, *, ties: str = "davidson", ridge: float = 0.0, steps: int = 40,
