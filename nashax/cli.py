@@ -97,6 +97,13 @@ def _sweep(args: argparse.Namespace) -> int:
 _TRAIN_EPILOG = """examples:
   nashax train examples/policies/nash_vs_dpo.toml         train, evaluate, checkpoint into runs/train/nash_vs_dpo/
   nashax train examples/policies/nash_vs_dpo.toml --out /tmp/run   (run it again to resume)
+  nashax train examples/lm/tiny_llama_class_oracle.toml   a random Llama decoder against the class oracle
+  nashax train examples/lm/smollm2_self_judge.toml        SmolLM2-135M-Instruct, LoRA, judged by itself
+
+A decoder config has [policy] (path = a Hugging Face folder, gguf = a file or "smollm2", or random = a
+config.json table), [prompts] (path = a prompt file, chat template applied, or bos = N), [oracle] (kind =
+class, judge, learned or rule), [train], [lm] (adapter = full or lora, max_new_tokens, compute_dtype,
+remat), [mesh] (data, fsdp, tensor) and [run] (eval_every, checkpoint_every, pool, export).
 
 A config is TOML with [model] (vocab_size, num_layers, num_heads, embed_dim, max_len),
 [oracle] (num_classes, response_len, margin, noise, seed), [train] (algorithm: one name
@@ -255,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
   pl.add_argument("--metric", help="only this metric")
   pl.add_argument("--dir", metavar="DIR", help="where the PNGs go (default RESULTS/plots)")
   tr = sub.add_parser(
-      "train", help="train transformer policies with NLHF / DPO algorithms against a synthetic oracle",
+      "train", help="train policies (toy transformers or real decoders) with NLHF / DPO algorithms",
       description=("Trains each listed algorithm on a small transformer against a preference oracle with a known "
                    "equilibrium, data-parallel over all devices, with orbax checkpoints (a killed run resumes); "
                    "writes metrics.csv per algorithm (loss, KL to the reference, win rate against it, exact "
