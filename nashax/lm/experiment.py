@@ -17,7 +17,8 @@ Face folder (``hf/``; with LoRA also the adapters alone in PEFT's layout,
 Layout::
 
   name = "tiny"
-  [policy]                  # path = "a Hugging Face folder", or a random model:
+  [policy]                  # path = "a Hugging Face folder", gguf = "smollm2", or a random model
+                            # (init_std: its weights' std, default 0.02; larger gives a skewed policy):
   random = {model_type = "llama", vocab_size = 6, hidden_size = 32, intermediate_size = 64,
             num_hidden_layers = 2, num_attention_heads = 2, num_key_value_heads = 1,
             max_position_embeddings = 32}   # a config.json, in Hugging Face's names
@@ -68,7 +69,7 @@ from nashax.policies.train import ALGORITHMS, TrainConfig
 __all__ = ["LMExperiment", "lm_experiment_from_dict", "load_lm_experiment", "run_lm_experiment", "is_lm_config"]
 
 _TOP = ("name", "policy", "prompts", "oracle", "train", "lm", "mesh", "run")
-_POLICY_KEYS = ("path", "gguf", "random", "seed", "dtype")
+_POLICY_KEYS = ("path", "gguf", "random", "seed", "dtype", "init_std")
 _PROMPT_KEYS = ("path", "bos", "max_prompt_len", "system")
 _ORACLE_KEYS = {"class": ("kind", "num_classes", "margin", "noise", "seed"),
                 "judge": ("kind", "path"), "learned": ("kind", "path"), "rule": ("kind", "rule", "temperature")}
@@ -145,6 +146,10 @@ def _policy_config(policy: dict):
   if policy.get("dtype", "float32") not in ("float32", "bfloat16"):
     raise ValueError(f"policy.dtype: 'float32' or 'bfloat16', got {policy.get('dtype')!r}")
   validate.size("policy.seed", policy.get("seed", 0), lo=0)
+  if "init_std" in policy:
+    if "random" not in policy:
+      raise ValueError("policy.init_std: only for a random policy (policy.random)")
+    validate.number("policy.init_std", policy["init_std"])
   if "path" in policy:
     path = _folder("policy.path", policy["path"])
     try:
@@ -329,6 +334,9 @@ def _load_policy(exp: LMExperiment):
     pre, _ = load_gguf(_gguf_file(exp.policy["gguf"]), dtype=jnp.float32)
     return pre.config, pre.graphdef, pre.params
   gd, params = init_decoder(exp.config, jax.random.key(int(exp.policy.get("seed", 0))))
+  scale = float(exp.policy.get("init_std", 0.02)) / 0.02  # the weight matrices' std (norms stay 1)
+  if scale != 1.0:
+    params = jax.tree.map(lambda x: x * scale if x.ndim == 2 else x, params)
   return exp.config, gd, params
 
 
