@@ -265,6 +265,8 @@ def test_matrix_free_iteration_matches_the_direct_solve(local):
     direct = A.alpharank(m, 2.0, 20, single_population=True, local_selection=local).pi
     it = A.single_population_iterative(m, 2.0, 20, local_selection=local, block=16, tol=1e-15)
     np.testing.assert_allclose(np.asarray(it.pi), np.asarray(direct), atol=1e-12)
+  cached = A.single_population_iterative(m, 2.0, 20, local_selection=local, block=16, tol=1e-15, cache=True)
+  np.testing.assert_allclose(np.asarray(cached.pi), np.asarray(direct), atol=1e-12)
 
 
 @_x64

@@ -126,14 +126,15 @@ def _single_rows(table: jax.Array, rows: jax.Array, alpha, m: int, local_selecti
   if local_selection:
     logrho = fixation_log_prob(m_rs - m_sr, alpha, m)
   else:
-    p = jnp.arange(1, m, dtype=table.dtype)[None, None, :]  # mutants r in the population
+    # f_r(p) - f_s(m-p) = a + b p is linear in p, so the partial sums are the quadratic
+    # c_l = -alpha (a l + b l (l+1)/2), c_0 = 0: one fused logsumexp over l, no [s, r, m] cumsum.
     d = jnp.diag(table)
-    m_rr, m_ss = d[None, :, None], d[rows][:, None, None]
-    f_r = ((p - 1.0) * m_rr + (m - p) * m_rs[:, :, None]) / (m - 1.0)  # [s, r, p]
-    f_s = ((m - p - 1.0) * m_ss + p * m_sr[:, :, None]) / (m - 1.0)
-    c = jnp.cumsum(-alpha * (f_r - f_s), axis=-1)
-    zero = jnp.zeros(c.shape[:-1] + (1,), c.dtype)
-    logrho = -jax.scipy.special.logsumexp(jnp.concatenate([zero, c], axis=-1), axis=-1)
+    m_rr, m_ss = d[None, :], d[rows][:, None]
+    b = (m_rr - m_rs + m_ss - m_sr) / (m - 1.0)
+    a = (m * m_rs - m_rr - (m - 1.0) * m_ss) / (m - 1.0)
+    l = jnp.arange(m, dtype=table.dtype)[None, None, :]
+    c = -alpha * (a[..., None] * l + b[..., None] * (l * (l + 1.0) / 2.0))
+    logrho = -jax.scipy.special.logsumexp(c, axis=-1)
   logr = jnp.log(1.0 / (n - 1)) + logrho
   return jnp.where(rows[:, None] == jnp.arange(n)[None, :], -jnp.inf, logr)
 
@@ -150,7 +151,7 @@ def single_population_log_rates(table: jax.Array, alpha, m: int, local_selection
 
 def single_population_iterative(table: jax.typing.ArrayLike, alpha: jax.typing.ArrayLike = 1.0, m: int = 50, *,
                                 local_selection: bool = False, block: int = 256, tol: float = 1e-10,
-                                max_iters: int = 10_000) -> AlphaRank:
+                                max_iters: int = 10_000, cache: bool = False) -> AlphaRank:
   """Matrix-free alpha-rank for large single populations (``n`` in the tens of thousands).
 
   The chain is never stored: rows of ``C`` are recomputed in blocks of
@@ -161,6 +162,15 @@ def single_population_iterative(table: jax.typing.ArrayLike, alpha: jax.typing.A
   at the jump chain's mixing rate (independent of ``eta = 1/(n-1)``). Stops
   when ``|mu_new - mu|_1 <= tol``. Works in linear space: for extreme
   ``alpha`` (rates below ``1e-300``) use the direct ``alpharank``.
+
+  Args:
+    table: ``[n, n]`` payoffs ``M[r, s]``; alpha, m, local_selection: as in ``alpharank``.
+    block: residents per block of rows.
+    tol: stop when ``|mu_new - mu|_1 <= tol``; max_iters: iteration cap.
+    cache: compute the rates once and keep them (``n^2`` numbers: 400 MB at
+      ``n = 10,000`` in float32), so an iteration is one matrix-vector product;
+      the general selection model's rates cost ``m`` exponentials each, so this
+      is what makes it take seconds rather than hours at that size.
 
   Returns:
     ``AlphaRank(pi, log_rates=None-shaped [0, 0], residual)``, the residual
@@ -178,11 +188,17 @@ def single_population_iterative(table: jax.typing.ArrayLike, alpha: jax.typing.A
     lr = _single_rows(x, jnp.minimum(rb, n - 1), alpha, m, local_selection)
     return jnp.where(valid[:, None], jnp.exp(lr), 0.0)
 
-  out = jax.lax.map(lambda rb: jnp.sum(rates(rb), axis=-1), rows).reshape(-1)[:n]
+  if cache:
+    table_c = jax.lax.map(rates, rows).reshape(nb * block, n)
+    out = jnp.sum(table_c, axis=-1)[:n]
+  else:
+    out = jax.lax.map(lambda rb: jnp.sum(rates(rb), axis=-1), rows).reshape(-1)[:n]
   out_pad = jnp.concatenate([out, jnp.ones(nb * block - n, x.dtype)])
 
   def jump(mu):
     w = jnp.concatenate([mu, jnp.zeros(nb * block - n, x.dtype)]) / out_pad
+    if cache:
+      return w @ table_c
 
     def acc(total, rb_w):
       rb, wb = rb_w
