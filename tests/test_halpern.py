@@ -407,3 +407,10 @@ def test_vr_inner_minibatch_is_unbiased_with_variance_over_b():
     emp = np.cov(v_new.T)
     assert abs(np.trace(emp) / np.trace(cov) - 1) < 0.1
     assert abs(np.trace(emp) / np.trace(cov * b) - 1) > 0.5  # the single-draw variance is excluded
+
+
+def test_vr_halpern_resolvent_batch_size_is_checked():
+  """A batch size that is not a positive integer is a ValueError naming ``batch_size``."""
+  for bad in (0, -3, 2.5, True):
+    with pytest.raises(ValueError, match="batch_size"):
+      H.vr_halpern_resolvent(batch_size=bad)
