@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: verify verify-fast test bench venv clean parity smollm2 slow
+.PHONY: verify verify-fast test bench bench-gpu venv clean parity smollm2 slow
 
 venv: $(STAMP)
 
@@ -38,6 +38,10 @@ slow: smollm2
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Every benchmark at accelerator sizes, one JSON of figures (a rerun resumes; FRESH=1 redoes all).
+bench-gpu: $(STAMP)
+	$(PY) benchmarks/run_all.py --gpu --json runs/bench_gpu.json $(if $(FRESH),--fresh,)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -6,7 +6,7 @@ solve, then one linear system) against ``jax.grad`` through the EGPO
 implicit one to 1e-3 (default beta = 0.01, where EGPO's rate
 1 - beta / (1 + beta) needs hundreds to thousands of steps). Both are timed after compilation (median of 3) and
 their peak memory (arguments, outputs, temporaries) read from XLA's compiled memory analysis. Prints
-``implicit_vs_unrolled_256: ratio=VALUE`` last: unrolled time / implicit time.
+``implicit_vs_unrolled_{K}: ratio=VALUE`` last: unrolled time / implicit time.
 """
 
 from __future__ import annotations
@@ -47,7 +47,10 @@ def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--k", type=int, default=256)
   ap.add_argument("--beta", type=float, default=0.01)
+  ap.add_argument("--gpu", action="store_true", help="accelerator size: k = 1024")
   args = ap.parse_args()
+  if args.gpu:
+    args.k = max(args.k, 1024)
   k, beta = args.k, args.beta
   game = games.random_preference_game(jax.random.key(0), k).regularized(beta)
   u = jax.random.normal(jax.random.key(1), (k,))
@@ -89,8 +92,8 @@ def main():
   print(f"{'':10s} {'time (s)':>10s} {'peak memory (MiB)':>18s}")
   print(f"{'implicit':10s} {ti:10.4f} {mi / 2**20:18.1f}")
   print(f"{'unrolled':10s} {tu:10.4f} {mu / 2**20:18.1f}")
-  print(f"implicit_vs_unrolled_256_memory: ratio={mu / mi:.2f}")
-  print(f"implicit_vs_unrolled_256: ratio={tu / ti:.2f}")
+  print(f"implicit_vs_unrolled_{k}_memory: ratio={mu / mi:.2f}")
+  print(f"implicit_vs_unrolled_{k}: ratio={tu / ti:.2f}")
 
 
 if __name__ == "__main__":

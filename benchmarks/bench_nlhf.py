@@ -75,7 +75,10 @@ def main():
   ap.add_argument("--tol", type=float, default=1e-4)
   ap.add_argument("--max-steps", type=int, default=20_000)
   ap.add_argument("--peer-games", type=int, default=20)
+  ap.add_argument("--gpu", action="store_true", help="accelerator size: 10,000 games")
   args = ap.parse_args()
+  if args.gpu:
+    args.games = max(args.games, 10_000)
   b, k, beta = args.games, args.size, args.beta
   keys = jax.random.split(jax.random.key(0), b)
   p = jax.vmap(lambda kk: games.random_preference_game(kk, k).preference)(keys)

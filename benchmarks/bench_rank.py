@@ -106,7 +106,10 @@ def main():
   ap.add_argument("--battles", type=int, default=1_000_000)
   ap.add_argument("--resamples", type=int, default=1000)
   ap.add_argument("--peer-resamples", type=int, default=20)
+  ap.add_argument("--gpu", action="store_true", help="accelerator size: 10,000 resamples")
   args = ap.parse_args()
+  if args.gpu:
+    args.resamples = max(args.resamples, 10_000)
   k, n, b = args.models, args.battles, args.resamples
   comp, a, bb, out = synthetic_log(k, n)
   t0 = time.perf_counter()

@@ -137,6 +137,75 @@ def test_bad_input_is_refused():
     A.alpharank(np.zeros((2, 2, 2)), -1.0, 10)
 
 
+# ----------------------------------------------------------------------------- the solve's method choice
+
+
+@_x64
+def test_automatic_method_equals_the_log_space_solve_on_random_games():
+  """On random games (single population, both selection models, and three populations) at alpha from 0.1 to
+  1e4, ``method="auto"`` gives the log-space GTH's pi to 1e-10; the linear solve is taken on most of them,
+  so the comparison is not GTH against itself. Independent source: GTH (a second algorithm, checked against
+  numpy's eigen-solver and OpenSpiel's published values above)."""
+  rng = np.random.default_rng(11)
+  linear = 0
+  cases = 0
+  for kind in ("general", "local", "multi"):
+    kw = {} if kind == "multi" else dict(single_population=True, local_selection=kind == "local")
+    auto = jax.jit(lambda g, a, kw=kw: A.alpharank(g, a, 20, **kw))  # alpha traced: the lax.cond path
+    gth = jax.jit(lambda g, a, kw=kw: A.alpharank(g, a, 20, method="gth", **kw).pi)
+    for alpha in (0.1, 1.0, 10.0, 100.0, 1e4):
+      g = jnp.asarray(rng.normal(size=(3, 4, 3, 3)) if kind == "multi" else rng.normal(size=(30, 30)))
+      res = auto(g, alpha)
+      np.testing.assert_allclose(np.asarray(res.pi), np.asarray(gth(g, alpha)), rtol=0, atol=1e-10)
+      linear += bool(res.linear)
+      cases += 1
+  concrete = A.alpharank(np.asarray(g), 1e4, 20)  # the Python-side choice
+  np.testing.assert_allclose(np.asarray(concrete.pi), np.asarray(gth(g, 1e4)), rtol=0, atol=1e-10)
+  assert linear >= cases - 2
+
+
+@_x64
+def test_nearly_decomposable_chain_is_left_to_gth():
+  """Two fast pairs {0, 1}, {2, 3} joined by rates a = 1e-13 (0 -> 2) and b = 3e-13 (3 -> 1): balance of the
+  flux between the pairs gives pi = (3/8, 3/8, 1/8, 1/8) exactly. The jump chain is nearly decomposable: the
+  linear solve alone is off by more than 1e-6, its error estimate says so, and "auto" returns GTH's answer."""
+  lr = np.full((4, 4), -np.inf)
+  lr[0, 1] = lr[1, 0] = lr[2, 3] = lr[3, 2] = 0.0
+  lr[0, 2], lr[3, 1] = np.log(1e-13), np.log(3e-13)
+  want = np.array([3, 3, 1, 1]) / 8
+  lp, amp = A.stationary_linear(jnp.asarray(lr))
+  assert np.abs(np.exp(np.asarray(lp)) - want).max() > 1e-6 and float(amp) > A.MAX_AMPLIFICATION
+  pi, used = A.stationary(jnp.asarray(lr))
+  assert not bool(used)
+  np.testing.assert_allclose(np.asarray(pi), want, rtol=1e-12)
+  traced, used_t = jax.jit(A.stationary)(jnp.asarray(lr))  # the lax.cond path
+  np.testing.assert_allclose(np.asarray(traced), want, rtol=1e-12)
+  assert not bool(used_t)
+
+
+@_x64
+def test_infinite_alpha_defers_to_the_sink_component_solve():
+  """At alpha = inf every method solves the limit chain by GTH: the same pi as ``stationary_log`` on
+  ``infinite_alpha_log_rates``, its mass on the sink SCCs of the weak response graph (scipy)."""
+  rng = np.random.default_rng(12)
+  payoffs = rng.integers(-2, 3, size=(2, 4, 4)).astype(float)
+  want = np.exp(np.asarray(A.stationary_log(A.infinite_alpha_log_rates(payoffs))))
+  sink = _sink_mask(np.asarray(A.response_graph(payoffs, weak=True)))
+  for method in A.METHODS:
+    res = A.alpharank(payoffs, np.inf, 20, method=method)
+    assert not bool(res.linear)
+    np.testing.assert_allclose(np.asarray(res.pi), want, rtol=0, atol=1e-15)
+  assert want[~sink].sum() < 1e-12 and (want[sink] > 1e-12).all()
+
+
+def test_unknown_method_is_refused():
+  """A misspelt method is a ValueError naming ``method``."""
+  with pytest.raises(ValueError, match="method"):
+    A.alpharank(RPS, 1.0, 10, single_population=True, method="lu")
+  with pytest.raises(ValueError, match="method"):
+    A.stationary(jnp.zeros((3, 3)), method="eig")
+
+
 # ----------------------------------------------------------------------------- meta-games
 
 
@@ -197,6 +266,8 @@ def test_matrix_free_iteration_matches_the_direct_solve(local):
     direct = A.alpharank(m, 2.0, 20, single_population=True, local_selection=local).pi
     it = A.single_population_iterative(m, 2.0, 20, local_selection=local, block=16, tol=1e-15)
     np.testing.assert_allclose(np.asarray(it.pi), np.asarray(direct), atol=1e-12)
+  cached = A.single_population_iterative(m, 2.0, 20, local_selection=local, block=16, tol=1e-15, cache=True)
+  np.testing.assert_allclose(np.asarray(cached.pi), np.asarray(direct), atol=1e-12)
 
 
 @_x64

@@ -352,3 +352,66 @@ def test_bad_input_is_refused():
     nashax.run(H.feg(x0=jnp.zeros(3)), fs, jax.random.key(0), num_steps=2)  # fs lives in R^4
   with pytest.raises(ValueError, match="eta"):
     ops.natural_residual(fs, jnp.zeros(4), eta=0.0)
+
+
+def _inner_setup(n=6, dim=2):
+  fs = games.random_bilinear_sum(jax.random.key(3), n, dim, 1.0, dtype=jnp.float64)
+  r = np.random.default_rng(4)
+  u, v, w = (jnp.asarray(r.normal(size=2 * dim)) for _ in range(3))
+  cpar, tau, p = 0.7, 0.3, 0.25
+  psi_w = cpar * fs(w) + w - u
+  return fs, u, v, w, psi_w, cpar, tau, p
+
+
+def test_vr_inner_minibatch_of_one_has_the_sequential_law():
+  """b = 1: every draw of the vectorised EG-VR step is one of the n sequential outcomes
+  ``vbar - tau (psi_w + c (F_i(h) - F_i(w)) + h - w)`` (written out here per component ``i``), the n
+  outcomes are equally likely (chi-square, 3000 draws, 1e-3 level) and the snapshot comes with probability p."""
+  with jax.enable_x64(True):
+    fs, u, v, w, psi_w, cpar, tau, p = _inner_setup()
+    n = fs.num_components
+    vbar = (1 - p) * v + p * w
+    h = vbar - tau * psi_w
+    outcomes = np.stack([np.asarray(vbar - tau * (psi_w + cpar * (fs.component(i, h) - fs.component(i, w)) + h - w))
+                         for i in range(n)])
+    keys = jax.random.split(jax.random.key(5), 3000)
+    step = jax.jit(jax.vmap(lambda k: H._vrr_inner_step(fs, u, cpar, tau, p, 1, (0, v, w, psi_w, k, 0))))
+    _, v_new, w_new, _, _, calls = step(keys)
+    dist = np.abs(np.asarray(v_new)[:, None, :] - outcomes[None]).max(-1)
+    which = dist.argmin(1)
+    assert dist.min(1).max() < 1e-12
+    counts = np.bincount(which, minlength=n)
+    chi2 = float(((counts - 3000 / n) ** 2 / (3000 / n)).sum())
+    assert chi2 < 20.5  # chi-square(5) 0.999 quantile
+    snaps = np.asarray(calls) > 2
+    assert abs(snaps.mean() - p) < 4 * np.sqrt(p * (1 - p) / 3000)
+    np.testing.assert_allclose(np.asarray(w_new)[snaps], np.asarray(v_new)[snaps])
+
+
+def test_vr_inner_minibatch_is_unbiased_with_variance_over_b():
+  """b = 4 i.i.d. indices: the step's mean is the exact-correction step (the mean over all components) and its
+  covariance is the single-draw covariance (enumerated over the n components) over b, within sampling error."""
+  with jax.enable_x64(True):
+    fs, u, v, w, psi_w, cpar, tau, p = _inner_setup()
+    n, b, draws = fs.num_components, 4, 4000
+    vbar = (1 - p) * v + p * w
+    h = vbar - tau * psi_w
+    single = np.stack([np.asarray(-tau * (cpar * (fs.component(i, h) - fs.component(i, w)) + h - w))
+                       for i in range(n)])
+    mean = np.asarray(vbar - tau * psi_w) + single.mean(0)
+    cov = np.cov(single.T, bias=True) / b
+    keys = jax.random.split(jax.random.key(6), draws)
+    step = jax.jit(jax.vmap(lambda k: H._vrr_inner_step(fs, u, cpar, tau, p, b, (0, v, w, psi_w, k, 0))))
+    v_new = np.asarray(step(keys)[1])
+    se = np.sqrt(np.diag(cov) / draws)
+    assert (np.abs(v_new.mean(0) - mean) < 4.5 * se).all()
+    emp = np.cov(v_new.T)
+    assert abs(np.trace(emp) / np.trace(cov) - 1) < 0.1
+    assert abs(np.trace(emp) / np.trace(cov * b) - 1) > 0.5  # the single-draw variance is excluded
+
+
+def test_vr_halpern_resolvent_batch_size_is_checked():
+  """A batch size that is not a positive integer is a ValueError naming ``batch_size``."""
+  for bad in (0, -3, 2.5, True):
+    with pytest.raises(ValueError, match="batch_size"):
+      H.vr_halpern_resolvent(batch_size=bad)
