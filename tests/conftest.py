@@ -37,6 +37,8 @@ _SLOW = (
     "tests/test_ranking.py::test_rank_policies_side_by_side_exact_and_sampled",
     "tests/test_alpharank.py::test_infinite_alpha_lives_on_the_sink_components",
     "tests/test_fdiv.py::test_fdiv_conformance[f_dpg]",
+    "tests/test_halpern.py::test_vr_inner_minibatch_of_one_has_the_sequential_law",
+    "tests/test_lm_train.py::test_fsdp_by_data_mesh_of_8_devices_equals_one_device",
 )
 
 
