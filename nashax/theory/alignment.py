@@ -208,40 +208,46 @@ mutant("consensus_game_pikl", "anchor_current", "the KL anchor is the current po
 
 @claim(
     "red_teaming_safety_guarantee",
-    theorem=("Attacker/defender red-teaming game (zero-sum): the LP value is 0 exactly when a defence safe on "
-             "every prompt exists (a combinatorial check), and then the equilibrium defender is safe against every "
-             "prompt (worst-case loss <= 1e-9); otherwise the value is > 0 and no defence does better; an extragradient defender's worst-case loss "
-             "exceeds the LP value by at most its duality-gap certificate."),
+    theorem=("Attacker/defender red-teaming game (zero-sum, loss S[prompt, defence]): the equilibrium (v, x, y) "
+             "certifies itself, max_p (S y)_p <= v + 1e-9 and min_d (x^T S)_d >= v - 1e-9 (recomputed in numpy); "
+             "its value is 0 exactly when a defence safe on every prompt exists (a combinatorial check), and then "
+             "the equilibrium defender is safe against every prompt (worst-case loss <= 1e-9); otherwise v > 0 and "
+             "no defence does better; an extragradient defender's worst-case loss exceeds v by at most its "
+             "duality-gap certificate."),
     source=("Liu et al., 'Chasing Moving Targets with Online Self-Play RL for Safer Language Models' (Self-RedTeam, "
             "arXiv:2506.07468): at a Nash equilibrium of the zero-sum attacker/defender game the defender is safe "
-            "against any adversarial input; LP by scipy HiGHS (solvers.exact_equilibrium). float64."),
+            "against any adversarial input; von Neumann's minimax theorem (the (x, y) certificate). float64."),
+    subject=("solver(game) -> (value, attacker x, defender y) of a MatrixGame whose row player maximises "
+             "(the fields of solvers.exact_equilibrium)."),
 )
-def red_teaming_safety_guarantee(fast: bool, out_dir: str) -> ClaimResult:
+def red_teaming_safety_guarantee(fast: bool, out_dir: str, solver=None) -> ClaimResult:
   from nashax import run
   from nashax import solvers
 
+  equilibrium = solvers.exact_equilibrium if solver is None else solver
   n = 20 if fast else 100
   steps = 2000 if fast else 5000
   measured, bound, pts, duality = [], [], [], []
   with jax.enable_x64(True):
-    solver = solvers.extragradient(0.5)
-    runner = jax.jit(lambda g, k: run(solver, g, k, num_steps=steps, every=steps))
+    eg = solvers.extragradient(0.5)
+    runner = jax.jit(lambda g, k: run(eg, g, k, num_steps=steps, every=steps))
     for seed in range(n):
       game, spec = A.random_red_teaming_game(seed, 8, 3, 0.5, disguise=0.5 if seed % 2 else 0.0)
-      exact = solvers.exact_equilibrium(game)
-      v = float(exact.value)
+      v, x, y = equilibrium(game)
+      v, x, y = float(v), np.asarray(x, np.float64), np.asarray(y, np.float64)
+      s = np.asarray(game.payoff, np.float64)
+      # The minimax certificate, recomputed here: the defender concedes at most v, the attacker secures v.
+      measured += [np.max(s @ y) - v, v - np.min(x @ s)]; bound += [1e-9, 1e-9]
       safe = A.safe_defense_exists(spec["harmful"], spec["harm"], spec["observation"], 0.5)
-      pure = float(np.min(np.max(np.asarray(game.payoff), axis=0)))
-      worst_ne = float(A.defender_worst_case(game, jnp.asarray(exact.y)))
+      pure = float(np.min(np.max(s, axis=0)))
       if safe:
-        measured += [abs(v), worst_ne]; bound += [1e-9, 1e-9]
+        measured += [abs(v), float(np.max(s @ y))]; bound += [1e-9, 1e-9]
       else:
         measured.append(1e-300 / max(v, 1e-300)); bound.append(0.5)
       duality.append(v - pure)  # weak duality (v <= best pure defence) holds for any LP value: a sanity check
       if not safe:  # (with a safe defence the certificate check is an identity: v = 0 = min_d x^T S e_d)
         state, trace = runner(game, jax.random.key(seed))
-        y = state.profile[1]
-        measured.append(float(A.defender_worst_case(game, y)) - v)
+        measured.append(float(A.defender_worst_case(game, state.profile[1])) - v)
         bound.append(float(trace.duality_gap[-1]) + 1e-12)
       pts.append((pure, v, safe))
   pts = np.array(pts, float)
@@ -258,6 +264,26 @@ def red_teaming_safety_guarantee(fast: bool, out_dir: str) -> ClaimResult:
              f"value): max(v - best pure) = {max(duality):.1e}; float64")
   return result_from_ratios("red_teaming_safety_guarantee", np.array(measured, float), np.array(bound, float),
                             details, (path,), 0.0)
+
+
+def _pure_defence(game):
+  s = np.asarray(game.payoff, np.float64)
+  d = int(np.argmin(np.max(s, axis=0)))  # bug: the best pure defence, as if mixing could not help
+  p = int(np.argmax(s[:, d]))
+  return float(s[p, d]), np.eye(s.shape[0])[p], np.eye(s.shape[1])[d]
+
+
+def _sign_swapped(game):
+  from nashax import solvers
+
+  e = solvers.exact_equilibrium(type(game).from_payoff(-np.asarray(game.payoff)))  # bug: the defender maximises
+  return -float(e.value), e.x, e.y
+
+
+mutant("red_teaming_safety_guarantee", "pure_defence",
+       "the best pure defence and the attacker's best reply to it, without mixing")(_pure_defence)
+mutant("red_teaming_safety_guarantee", "payoff_sign",
+       "the LP solved on -S (the sign convention of who maximises confused)")(_sign_swapped)
 
 
 @claim(

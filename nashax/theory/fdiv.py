@@ -20,7 +20,7 @@ from nashax.core.solver import run, solve
 from nashax.solvers import losses
 from nashax.theory import _plot
 from nashax.solvers import fdiv as FD
-from nashax.theory._mutate import swap_step
+from nashax.theory._mutate import swap_step, wrong_fprime
 from nashax.theory.registry import ClaimResult, claim, mutant, result_from_ratios
 
 # Every divergence the claims sweep: the six named ones and four members of the alpha family.
@@ -91,8 +91,10 @@ def _targets(n: int, seeds: int):
     source=("Go et al., ICML 2023 (arXiv:2302.08215), Theorem 1 (the f-DPG gradient) and Sec. 3 (RLHF as reverse "
             "KL to a e^{r/beta}). float64."),
     cost=11,
+    subject="solver(divergence, lr, **options) -> Solver, with the signature of solvers.f_dpg.",
 )
-def f_dpg_reaches_target(fast: bool, out_dir: str) -> ClaimResult:
+def f_dpg_reaches_target(fast: bool, out_dir: str, solver=None) -> ClaimResult:
+  f_dpg = solvers.f_dpg if solver is None else solver
   seeds = 2 if fast else 5
   finals, curves, labels, grad_errs = [], [], [], []
   with jax.enable_x64(True):
@@ -103,13 +105,13 @@ def f_dpg_reaches_target(fast: bool, out_dir: str) -> ClaimResult:
 
     @functools.partial(jax.jit, static_argnames="steps")
     def descend(d, decay, steps):
-      solver = solvers.f_dpg(d, 0.5, decay=decay)
-      return jax.vmap(lambda tt, k: _trace(solver, tt, d, k, steps))(batch, keys)
+      s = f_dpg(d, 0.5, decay=decay)
+      return jax.vmap(lambda tt, k: _trace(s, tt, d, k, steps))(batch, keys)
 
     @jax.jit
     def step_error(d):
       """Euclidean f-DPG step vs autodiff of D_f, at a random policy of the first target."""
-      eu = solvers.f_dpg(d, 1.0, geometry="euclidean", baseline_ema=0.0)
+      eu = f_dpg(d, 1.0, geometry="euclidean", baseline_ema=0.0)
       s0 = eu.init(t0, jax.random.key(7))
       s1 = eu.step(t0, s0)
       auto = jax.grad(lambda th: d(jax.nn.log_softmax(th), t0.log_prob))(s0.logits)
@@ -126,7 +128,7 @@ def f_dpg_reaches_target(fast: bool, out_dir: str) -> ClaimResult:
     rng = np.random.default_rng(3)
     base, r, beta = rng.dirichlet(np.ones(20)), rng.normal(size=20), 0.3
     t = TargetDistribution.from_reward(r, beta, base)
-    eu = solvers.f_dpg(D.reverse_kl(), 1.0, geometry="euclidean", baseline_ema=0.0)
+    eu = f_dpg(D.reverse_kl(), 1.0, geometry="euclidean", baseline_ema=0.0)
     s0 = eu.init(t, jax.random.key(1))
     s1 = eu.step(t, s0)
     rlhf = lambda th: (jnp.sum(jax.nn.softmax(th) * r)
@@ -146,6 +148,19 @@ def f_dpg_reaches_target(fast: bool, out_dir: str) -> ClaimResult:
              f"(400 steps; TV: decay 0.999, 12,000 steps); worst final D_f {max(finals):.2e}; worst gradient "
              f"relative error {max(grad_errs):.1e}")
   return result_from_ratios("f_dpg_reaches_target", measured, bound, details, (path,), 0.0)
+
+
+def _f_dpg_wrong(kind):
+  def make(divergence, lr=1.0, **options):
+    return solvers.f_dpg(wrong_fprime(divergence, kind), lr, **options)
+
+  return make
+
+
+mutant("f_dpg_reaches_target", "ratio_inverted", "the pseudo-reward -f'(p/pi) instead of -f'(pi/p)")(
+    _f_dpg_wrong("reflect"))
+mutant("f_dpg_reaches_target", "reward_sign", "the pseudo-reward +f'(pi/p) instead of -f'(pi/p) (ascent)")(
+    _f_dpg_wrong("negate"))
 
 
 def _trace(solver, target, d, key, steps):
@@ -169,7 +184,7 @@ def _mean_field_target(v: int):
   return TargetDistribution.from_reward(reward, 0.25, base), reward
 
 
-def _fit_product(d, target, v, key, steps=3000):
+def _fit_product(d, target, v, key, steps=3000, loss_fn=losses.f_dpg_loss):
   """Minimises D_f(q1 x q2 || p) over product policies by Adam on the f-DPG surrogate (exact expectations)."""
   log_target, log_z = target.log_unnormalized, target.log_partition
   opt = optax.adam(0.05)
@@ -180,7 +195,7 @@ def _fit_product(d, target, v, key, steps=3000):
   def surrogate(th):
     lq = logq(th)
     w = jax.lax.stop_gradient(jnp.exp(lq))
-    return jnp.sum(w * losses.f_dpg_loss(lq, log_target, jax.lax.stop_gradient(lq), log_z, 0.0, d))
+    return jnp.sum(w * loss_fn(lq, log_target, jax.lax.stop_gradient(lq), log_z, 0.0, d))
 
   th0 = 0.5 * jax.random.normal(key, (2, v), jnp.float64)
 
@@ -199,24 +214,42 @@ def _fit_product(d, target, v, key, steps=3000):
     theorem=("The alignment-diversity trade-off of Go et al.: fitting a misspecified (product) policy to a "
              "multimodal target p ∝ a e^{r/beta}, reverse KL reaches the highest expected reward and the lowest "
              "entropy, forward KL the lowest reward and the highest entropy, and Jensen-Shannon lies between "
-             "(ratios reward(FKL)/reward(JS), reward(JS)/reward(RKL), H(RKL)/H(JS), H(JS)/H(FKL) <= 1)."),
+             "(ratios reward(FKL)/reward(JS), reward(JS)/reward(RKL), H(RKL)/H(JS), H(JS)/H(FKL) <= 1); and each fit "
+             "is a stationary point of its own D_f(q || p) over product policies (|grad| <= 1e-6 by autodiff of "
+             "D_f, for every strictly convex f)."),
     source=("Go et al., ICML 2023 (arXiv:2302.08215), Sec. 5 and Fig. 2 (RKL: alignment with low diversity; "
             "forward KL: diversity with low alignment; JS in between). Tabular reproduction "
             "with a product policy over 2-token sequences (the paper's models are also misspecified). float64."),
+    subject=("loss(logp, log_target, log_proposal, log_partition, baseline, divergence) -> per-sample surrogate, "
+             "with the signature of losses.f_dpg_loss."),
 )
-def f_dpg_alignment_diversity(fast: bool, out_dir: str) -> ClaimResult:
+def f_dpg_alignment_diversity(fast: bool, out_dir: str, solver=None) -> ClaimResult:
+  loss_fn = losses.f_dpg_loss if solver is None else solver
   v = 6
   seeds = 2 if fast else 5
   rows = {}
   with jax.enable_x64(True):
     target, reward = _mean_field_target(v)
-    fit = jax.jit(lambda k, dd: _fit_product(dd, target, v, k))
+    fit = jax.jit(lambda k, dd: _fit_product(dd, target, v, k, loss_fn=loss_fn))
+
+    @jax.jit
+    def stationarity(dd, q):
+      """|grad D_f(q1 x q2 || p)| at the fitted marginals, by autodiff of D_f itself (not of the surrogate)."""
+      q = q.reshape(v, v)
+      th = jnp.log(jnp.stack([q.sum(1), q.sum(0)]))
+      logq = lambda th: (jax.nn.log_softmax(th[0])[:, None] + jax.nn.log_softmax(th[1])[None, :]).ravel()
+      return jnp.linalg.norm(jax.grad(lambda th: dd(logq(th), target.log_prob))(th))
+
     members = [D.get(name, a) for name, a in SWEEP]  # one compile for all of them
+    grads = []
     for i, (name, a) in enumerate(SWEEP):
       d = D.switch(members, i)
       rs, hs = [], []
       for s in range(seeds):
-        q = np.asarray(fit(jax.random.key(s), d))
+        q = fit(jax.random.key(s), d)
+        if name != "total_variation":  # TV's subgradient does not vanish at its optimum
+          grads.append(float(stationarity(d, q)))
+        q = np.asarray(q)
         rs.append(float(q @ reward)); hs.append(float(-np.sum(np.where(q > 0, q * np.log(np.maximum(q, 1e-300)), 0.0))))
       rows[_label(name, a)] = (np.mean(rs), np.mean(hs))
     p = np.exp(np.asarray(target.log_prob))
@@ -233,12 +266,28 @@ def f_dpg_alignment_diversity(fast: bool, out_dir: str) -> ClaimResult:
     for lab, (rw, h) in rows.items():
       fh.write(f"| {lab} | {rw:.4f} | {h:.4f} |\n")
   rk, js, fk = rows["reverse_kl"], rows["jensen_shannon"], rows["forward_kl"]
-  measured = np.array([fk[0], js[0], rk[1], js[1]])
-  bound = np.array([js[0], rk[0], js[1], fk[1]])
+  # The ordering, and each fit a stationary point of its own D_f over product policies (|grad| <= 1e-6).
+  measured = np.concatenate([[fk[0], js[0], rk[1], js[1]], grads])
+  bound = np.concatenate([[js[0], rk[0], js[1], fk[1]], np.full(len(grads), 1e-6)])
   table = "; ".join(f"{k}: r={rw:.3f}, H={h:.3f}" for k, (rw, h) in rows.items())
   details = (f"|X| = {v}x{v}, p ∝ a e^(r/0.25) with r = 1 on the diagonal, product policy fitted by Adam on the "
-             f"f-DPG surrogate (3,000 steps, {seeds} random starts, means); {table}")
+             f"f-DPG surrogate (3,000 steps, {seeds} random starts, means); worst |grad D_f| at the fits (autodiff "
+             f"of D_f, strictly convex f) {max(grads):.1e} (<= 1e-6); {table}")
   return result_from_ratios("f_dpg_alignment_diversity", measured, bound, details, (path,), 0.0)
+
+
+def _f_dpg_loss_wrong(kind):
+  def loss(logp, log_target, log_proposal, log_partition, baseline, divergence):
+    return losses.f_dpg_loss(logp, log_target, log_proposal, log_partition, baseline, wrong_fprime(divergence, kind))
+
+  return loss
+
+
+mutant("f_dpg_alignment_diversity", "arguments_swapped",
+       "the pseudo-reward of D_f(p || pi) instead of D_f(pi || p) (reverse and forward KL exchanged)")(
+    _f_dpg_loss_wrong("transpose"))
+mutant("f_dpg_alignment_diversity", "ratio_inverted", "the pseudo-reward -f'(p/pi) instead of -f'(pi/p)")(
+    _f_dpg_loss_wrong("reflect"))
 
 
 # ----------------------------------------------------------------------------- f-DPO and the f-regularised game
