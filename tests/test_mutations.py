@@ -70,3 +70,5 @@ def test_run_claim_with_a_substituted_solver(tmp_path):
     registry.run_claim("no_such_claim")
   with pytest.raises(ValueError, match="claim_name"):
     registry.mutant("no_such_claim", "x", "y")(lambda: None)
+  with pytest.raises(ValueError, match="claim_name"):
+    registry.mutants("no_such_claim")

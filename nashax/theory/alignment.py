@@ -13,11 +13,17 @@ from scipy import integrate
 
 from nashax.games import alignment as A
 from nashax.theory import _plot
-from nashax.theory.registry import ClaimResult, claim, mutant, result_from_ratios
+from nashax.theory.claim_types import ClaimResult, claim, mutant, result_from_ratios, table
+
+_MUTANTS = []  # this module's wrong variants, attached to its claims by `table` below
 
 
 @claim(
     "off_switch_incentive",
+    summary=("the off-switch incentive Δ by quadrature = Stein's form (eq. 7) = closed form for a rational human "
+             "(≤ 1e-6); Δ > 0 for a rational human (Thm 1); a sure robot defers only to a rational human; "
+             "simulated humans agree within 4 SE; the Δ < 0 region grows with β_H and as σ shrinks (Hadfield-"
+             "Menell et al. 2017)"),
     theorem=("Off-switch game, Gaussian belief N(mu, sigma^2): the incentive to defer Delta by quadrature equals "
              "Stein's form sigma^2 E[pi^H'] - |mu| Pr(C) (|diff| <= 1e-6) and, for a rational human, the closed "
              "form sigma phi(mu/sigma) - |mu| Phi(-|mu|/sigma) (<= 1e-6); a rational human gives Delta > 0 "
@@ -96,10 +102,10 @@ def _incentive_no_baseline(mu, sigma, beta_h, *, method="quadrature", num_points
   return out
 
 
-mutant("off_switch_incentive", "closed_form_sign", "the closed form adds |mu| Phi(-|mu|/sigma) instead of subtracting it")(
-    _incentive_closed_sign)
-mutant("off_switch_incentive", "no_baseline",
-       "the quadrature forgets to subtract max(mu, 0), the value of acting without deferring")(_incentive_no_baseline)
+_MUTANTS.append(mutant("off_switch_incentive", "closed_form_sign", "the closed form adds |mu| Phi(-|mu|/sigma) instead of subtracting it")(
+    _incentive_closed_sign))
+_MUTANTS.append(mutant("off_switch_incentive", "no_baseline",
+       "the quadrature forgets to subtract max(mu, 0), the value of acting without deferring")(_incentive_no_baseline))
 
 
 _PIKL_WORST = 1e-2  # the worst game's final exploitability must be below this (the median's bound is 1e-3)
@@ -143,6 +149,9 @@ def _discordant(a: np.ndarray, b: np.ndarray) -> int:
 
 @claim(
     "consensus_game_pikl",
+    summary=("piKL's regret on the consensus game stays under the strongly-convex FTRL bound (O(log t)); median "
+             "last-iterate exploitability < 1e-3 by t = 20,000; λ → ∞ keeps the initial rankings (Jacob et al. "
+             "2024)"),
     theorem=("piKL on the consensus game: each learner's regret in its regularised utility after t rounds is at "
              "most the FTRL bound KL_max/eta + (G^2/2) sum_{s<=t} 1/(1/eta + lambda (s-1)) = O(log t) (G^2 = 1/2 "
              "for the generator, Y/4 for the discriminator; KL_max = blocks/(2 lambda)); the last iterate's "
@@ -200,14 +209,18 @@ def consensus_game_pikl(fast: bool, out_dir: str, solver=None) -> ClaimResult:
                             (path,), 0.0)
 
 
-mutant("consensus_game_pikl", "summed_payoff", "Q is the cumulative payoff sum_tau pi^(tau) / 2 instead of its average")(
-    _pikl_variant(sum_not_average=True))
-mutant("consensus_game_pikl", "anchor_current", "the KL anchor is the current policy instead of the initial pi^(1)")(
-    _pikl_variant(anchor_current=True))
+_MUTANTS.append(mutant("consensus_game_pikl", "summed_payoff", "Q is the cumulative payoff sum_tau pi^(tau) / 2 instead of its average")(
+    _pikl_variant(sum_not_average=True)))
+_MUTANTS.append(mutant("consensus_game_pikl", "anchor_current", "the KL anchor is the current policy instead of the initial pi^(1)")(
+    _pikl_variant(anchor_current=True)))
 
 
 @claim(
     "red_teaming_safety_guarantee",
+    summary=("the LP equilibrium (v, x, y) of the red-teaming game certifies itself (numpy minimax certificate); v"
+             " = 0 exactly when a defence safe on every prompt exists, and then the equilibrium defender is safe "
+             "on every prompt; an extragradient defender is within its gap certificate (Self-RedTeam, Liu et al. "
+             "2025)"),
     theorem=("Attacker/defender red-teaming game (zero-sum, loss S[prompt, defence]): the equilibrium (v, x, y) "
              "certifies itself, max_p (S y)_p <= v + 1e-9 and min_d (x^T S)_d >= v - 1e-9 (recomputed in numpy); "
              "its value is 0 exactly when a defence safe on every prompt exists (a combinatorial check), and then "
@@ -280,14 +293,17 @@ def _sign_swapped(game):
   return -float(e.value), e.x, e.y
 
 
-mutant("red_teaming_safety_guarantee", "pure_defence",
-       "the best pure defence and the attacker's best reply to it, without mixing")(_pure_defence)
-mutant("red_teaming_safety_guarantee", "payoff_sign",
-       "the LP solved on -S (the sign convention of who maximises confused)")(_sign_swapped)
+_MUTANTS.append(mutant("red_teaming_safety_guarantee", "pure_defence",
+       "the best pure defence and the attacker's best reply to it, without mixing")(_pure_defence))
+_MUTANTS.append(mutant("red_teaming_safety_guarantee", "payoff_sign",
+       "the LP solved on -S (the sign convention of who maximises confused)")(_sign_swapped))
 
 
 @claim(
     "best_of_n_win_rate",
+    summary=("best-of-N wins N/(N+1) with KL log N − (N−1)/N; the tilt's W and KL closed forms (t = 5: 0.80678, "
+             "0.65012); BoN of a tilt vs BoN of the base; at equal KL the tilt beats best-of-N (InfAlign, "
+             "Balashankar et al. 2025)"),
     theorem=("Best-of-N against the base policy wins with probability N/(N+1) (Monte Carlo within 4 standard errors; "
              "quadrature within 1e-9), with KL(BoN||pi_ref) = log N - (N-1)/N; the exponential tilt pi_t ∝ pi_ref "
              "e^{t c} has W = 1/(1-e^{-t}) - 1/t and KL = t W - log((e^t-1)/t) (t = 5: 0.80678, 0.65012); BoN of "
@@ -363,10 +379,10 @@ _BON = {"bon_win_rate": A.bon_win_rate, "bon_kl": A.bon_kl, "tilted_win_rate": A
         "tilted_kl": A.tilted_kl}
 
 
-mutant("best_of_n_win_rate", "win_rate_off_by_one", "best-of-N's win rate (N+1)/(N+2) (N off by one)")(
-    {**_BON, "bon_win_rate": lambda n: (jnp.asarray(n, float) + 1.0) / (jnp.asarray(n, float) + 2.0)})
-mutant("best_of_n_win_rate", "kl_off_by_one", "KL(BoN || pi_ref) = log N - (N+1)/N instead of log N - (N-1)/N")(
-    {**_BON, "bon_kl": lambda n: jnp.log(jnp.asarray(n, float)) - (jnp.asarray(n, float) + 1.0) / jnp.asarray(n, float)})
+_MUTANTS.append(mutant("best_of_n_win_rate", "win_rate_off_by_one", "best-of-N's win rate (N+1)/(N+2) (N off by one)")(
+    {**_BON, "bon_win_rate": lambda n: (jnp.asarray(n, float) + 1.0) / (jnp.asarray(n, float) + 2.0)}))
+_MUTANTS.append(mutant("best_of_n_win_rate", "kl_off_by_one", "KL(BoN || pi_ref) = log N - (N+1)/N instead of log N - (N-1)/N")(
+    {**_BON, "bon_kl": lambda n: jnp.log(jnp.asarray(n, float)) - (jnp.asarray(n, float) + 1.0) / jnp.asarray(n, float)}))
 
 
 def _tilt(u, gamma):
@@ -381,6 +397,9 @@ def _kl_uniform(p):
 
 @claim(
     "transformed_rewards_and",
+    summary=("Σ log σ(r_i − r_ref,i) = log P(all good); the KL-optimal policy for it is π_0 conditioned on all "
+             "properties good (rejection sampling agrees); with a spurious response it beats the plain sum at "
+             "equal KL (Wang et al. 2024)"),
     theorem=("Summed log-sigmoid-centred rewards are log P(all properties good): lsc_transform equals the closed "
              "form log sigma(r_i - ref_i) written apart (exact regression, 1e-12; the identity sum log sigma = log prod "
              "sigma itself is not the claim), and the KL-optimal policy for u_LSC at gamma = 1 is pi_0 conditioned "
@@ -446,12 +465,15 @@ def _lsc_sigmoid(rewards, reference):
   return jax.nn.sigmoid(rewards - reference)  # bug: sigma instead of log sigma
 
 
-mutant("transformed_rewards_and", "uncentred", "log sigma(r) without subtracting the reference reward")(_lsc_uncentred)
-mutant("transformed_rewards_and", "sigmoid_not_log", "sigma(r - ref) instead of log sigma(r - ref)")(_lsc_sigmoid)
+_MUTANTS.append(mutant("transformed_rewards_and", "uncentred", "log sigma(r) without subtracting the reference reward")(_lsc_uncentred))
+_MUTANTS.append(mutant("transformed_rewards_and", "sigmoid_not_log", "sigma(r - ref) instead of log sigma(r - ref)")(_lsc_sigmoid))
 
 
 @claim(
     "dpo_ranking_accuracy",
+    summary=("Thm 3.1's idealised ranking accuracy equals that of the DPO optimum found by Newton's method; after "
+             "gradient DPO a pair is ranked correctly iff its loss ≤ −log σ(βc) (Thm 4.1); the paper's thresholds "
+             "0.474 and 0.049 (Chen et al. 2024)"),
     theorem=("The idealised ranking accuracy R* of Thm 3.1 equals the ranking accuracy of the DPO optimum computed "
              "by Newton's method on the DPO loss (solvers.dpo_optimum; exact equality up to ties), and is above "
              "that of pi_ref by at least 5% (relative); the paper's worked thresholds: beta = 0.1, c = 5 -> 0.474; c = 30 -> 0.049."),
@@ -553,6 +575,12 @@ def _ideal_odds_flipped(log_ref_w, log_ref_l, alpha, beta, weights=None):
   return jnp.mean((lhs >= log_ref_l).astype(jnp.result_type(float)))
 
 
-mutant("dpo_ranking_accuracy", "beta_times", "the preference odds raised to beta instead of 1/beta")(_ideal_beta_times)
-mutant("dpo_ranking_accuracy", "odds_flipped", "the odds (1 - alpha)/alpha in place of alpha/(1 - alpha)")(
-    _ideal_odds_flipped)
+_MUTANTS.append(mutant("dpo_ranking_accuracy", "beta_times", "the preference odds raised to beta instead of 1/beta")(_ideal_beta_times))
+_MUTANTS.append(mutant("dpo_ranking_accuracy", "odds_flipped", "the odds (1 - alpha)/alpha in place of alpha/(1 - alpha)")(
+    _ideal_odds_flipped))
+
+
+CLAIMS = table((
+    off_switch_incentive, consensus_game_pikl, red_teaming_safety_guarantee, best_of_n_win_rate,
+    transformed_rewards_and, dpo_ranking_accuracy,
+), _MUTANTS)

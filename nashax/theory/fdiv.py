@@ -21,7 +21,9 @@ from nashax.solvers import losses
 from nashax.theory import _plot
 from nashax.solvers import fdiv as FD
 from nashax.theory._mutate import swap_step, wrong_fprime
-from nashax.theory.registry import ClaimResult, claim, mutant, result_from_ratios
+from nashax.theory.claim_types import ClaimResult, claim, mutant, result_from_ratios, table
+
+_MUTANTS = []  # this module's wrong variants, attached to its claims by `table` below
 
 # Every divergence the claims sweep: the six named ones and four members of the alpha family.
 SWEEP = tuple((n, None) for n in D.NAMES if n != "alpha") + (("alpha", -1.0), ("alpha", 0.3), ("alpha", 0.5),
@@ -35,6 +37,8 @@ def _label(name, a):
 
 @claim(
     "divergence_axioms",
+    summary=("every generator is convex with f(1) = 0 and satisfies Fenchel-Young f(t) + f*(u) ≥ tu, with equality"
+             " at u = f′(t)"),
     theorem=("Every generator f is convex with f(1) = 0, and with its conjugate f* satisfies Fenchel-Young: "
              "f(t) + f*(u) >= t u for all t >= 0 and u, with equality at u = f'(t)."),
     source=("Go et al., ICML 2023 (arXiv:2302.08215), Table 1; Wang et al., ICLR 2024 (arXiv:2309.16240); "
@@ -85,6 +89,8 @@ def _targets(n: int, seeds: int):
 
 @claim(
     "f_dpg_reaches_target",
+    summary=("exact f-DPG drives D_f(π‖p) below 1e-4 for every f; its Euclidean step is −lr ∇D_f exactly, and "
+             "reverse-KL f-DPG is RLHF's gradient (Go et al. 2023, Thm 1)"),
     theorem=("For each f, f-DPG with exact expectations drives D_f(pi_theta || p) below 1e-4 on tabular targets "
              "(|X| = 50) from random logits; and its Euclidean step is exactly -lr grad_theta D_f(pi_theta || p) "
              "(relative error <= 1e-8), reverse-KL f-DPG being RLHF's gradient -(1/beta) grad(E r - beta KL(pi||a))."),
@@ -157,10 +163,10 @@ def _f_dpg_wrong(kind):
   return make
 
 
-mutant("f_dpg_reaches_target", "ratio_inverted", "the pseudo-reward -f'(p/pi) instead of -f'(pi/p)")(
-    _f_dpg_wrong("reflect"))
-mutant("f_dpg_reaches_target", "reward_sign", "the pseudo-reward +f'(pi/p) instead of -f'(pi/p) (ascent)")(
-    _f_dpg_wrong("negate"))
+_MUTANTS.append(mutant("f_dpg_reaches_target", "ratio_inverted", "the pseudo-reward -f'(p/pi) instead of -f'(pi/p)")(
+    _f_dpg_wrong("reflect")))
+_MUTANTS.append(mutant("f_dpg_reaches_target", "reward_sign", "the pseudo-reward +f'(pi/p) instead of -f'(pi/p) (ascent)")(
+    _f_dpg_wrong("negate")))
 
 
 def _trace(solver, target, d, key, steps):
@@ -211,6 +217,9 @@ def _fit_product(d, target, v, key, steps=3000, loss_fn=losses.f_dpg_loss):
 
 @claim(
     "f_dpg_alignment_diversity",
+    summary=("Go et al.'s trade-off on a product policy fitted to a multimodal target: reverse KL has the highest "
+             "reward and lowest entropy, forward KL the reverse, JS in between; each fit is a stationary point of "
+             "its own D_f (‖∇‖ ≤ 1e-6)"),
     theorem=("The alignment-diversity trade-off of Go et al.: fitting a misspecified (product) policy to a "
              "multimodal target p ∝ a e^{r/beta}, reverse KL reaches the highest expected reward and the lowest "
              "entropy, forward KL the lowest reward and the highest entropy, and Jensen-Shannon lies between "
@@ -283,11 +292,11 @@ def _f_dpg_loss_wrong(kind):
   return loss
 
 
-mutant("f_dpg_alignment_diversity", "arguments_swapped",
+_MUTANTS.append(mutant("f_dpg_alignment_diversity", "arguments_swapped",
        "the pseudo-reward of D_f(p || pi) instead of D_f(pi || p) (reverse and forward KL exchanged)")(
-    _f_dpg_loss_wrong("transpose"))
-mutant("f_dpg_alignment_diversity", "ratio_inverted", "the pseudo-reward -f'(p/pi) instead of -f'(pi/p)")(
-    _f_dpg_loss_wrong("reflect"))
+    _f_dpg_loss_wrong("transpose")))
+_MUTANTS.append(mutant("f_dpg_alignment_diversity", "ratio_inverted", "the pseudo-reward -f'(p/pi) instead of -f'(pi/p)")(
+    _f_dpg_loss_wrong("reflect")))
 
 
 # ----------------------------------------------------------------------------- f-DPO and the f-regularised game
@@ -304,6 +313,8 @@ def _fdpo_population_loss(logits, r, log_ref, beta, d, loss_fn=losses.f_dpo_loss
 
 @claim(
     "f_dpo_optimum",
+    summary=("the f-DPO population minimiser with exact Bradley-Terry data satisfies β f′(π/π_ref) − r* = const "
+             "(Wang et al. 2024, Thm 1)"),
     theorem=("f-DPO with exact Bradley-Terry data from r*: its population minimiser pi satisfies "
              "beta f'(pi/pi_ref)(y) - r*(y) = const across y (deviation <= 1e-6), i.e. pi is the maximiser "
              "of E_pi r* - beta D_f(pi || pi_ref) (divergences.regularized_argmax)."),
@@ -357,6 +368,8 @@ def f_dpo_optimum(fast: bool, out_dir: str, solver=None) -> ClaimResult:
 
 @claim(
     "f_game_equilibrium",
+    summary=("mirror-prox reaches gap ≤ 1e-9 in the f-regularised game for every strictly convex f; with reverse "
+             "KL the game is the KL game"),
     theorem=("In the f-regularised preference game V = x^T P y - beta D_f(x||ref) + beta D_f(y||ref), mirror-prox "
              "(solvers.f_extragradient) reaches duality gap <= 1e-9 from random starts for every strictly convex f; "
              "for reverse KL the game's gap equals the KL-regularised game's gap at random profiles (to 1e-12) and "
@@ -456,10 +469,10 @@ def _feg_wrong_opponent(hp, game, state):
                        (nx, ny), state.key)
 
 
-mutant("f_game_equilibrium", "no_extrapolation", "simultaneous mirror descent: the extrapolated point is missing")(
-    swap_step(solvers.f_extragradient, _feg_no_extrapolation, "no_extrapolation"))
-mutant("f_game_equilibrium", "stale_opponent", "the correction step evaluates against the old opponent y_t")(
-    swap_step(solvers.f_extragradient, _feg_wrong_opponent, "stale_opponent"))
+_MUTANTS.append(mutant("f_game_equilibrium", "no_extrapolation", "simultaneous mirror descent: the extrapolated point is missing")(
+    swap_step(solvers.f_extragradient, _feg_no_extrapolation, "no_extrapolation")))
+_MUTANTS.append(mutant("f_game_equilibrium", "stale_opponent", "the correction step evaluates against the old opponent y_t")(
+    swap_step(solvers.f_extragradient, _feg_wrong_opponent, "stale_opponent")))
 
 
 def _rkl_conj_no_shift(alpha, u):
@@ -483,8 +496,8 @@ def _get_wrong_fkl(name, alpha=None):
   return D.get(name, alpha)
 
 
-mutant("divergence_axioms", "rkl_conjugate_shift", "reverse KL's conjugate e^u instead of e^(u-1)")(_get_wrong_rkl)
-mutant("divergence_axioms", "fkl_derivative_sign", "forward KL's f'(t) = +1/t instead of -1/t")(_get_wrong_fkl)
+_MUTANTS.append(mutant("divergence_axioms", "rkl_conjugate_shift", "reverse KL's conjugate e^u instead of e^(u-1)")(_get_wrong_rkl))
+_MUTANTS.append(mutant("divergence_axioms", "fkl_derivative_sign", "forward KL's f'(t) = +1/t instead of -1/t")(_get_wrong_fkl))
 
 
 def _fdpo_log_ratio(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta, divergence):
@@ -497,5 +510,11 @@ def _fdpo_swapped(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta, di
   return losses.f_dpo_loss(ref_chosen, ref_rejected, logp_chosen, logp_rejected, beta, divergence)
 
 
-mutant("f_dpo_optimum", "log_ratio_reward", "DPO's beta log(pi/pi_ref) as the implicit reward for every f")(_fdpo_log_ratio)
-mutant("f_dpo_optimum", "policy_ref_swapped", "f'(pi_ref/pi) instead of f'(pi/pi_ref) (arguments swapped)")(_fdpo_swapped)
+_MUTANTS.append(mutant("f_dpo_optimum", "log_ratio_reward", "DPO's beta log(pi/pi_ref) as the implicit reward for every f")(_fdpo_log_ratio))
+_MUTANTS.append(mutant("f_dpo_optimum", "policy_ref_swapped", "f'(pi_ref/pi) instead of f'(pi/pi_ref) (arguments swapped)")(_fdpo_swapped))
+
+
+CLAIMS = table((
+    divergence_axioms, f_dpg_reaches_target, f_dpg_alignment_diversity, f_dpo_optimum,
+    f_game_equilibrium,
+), _MUTANTS)

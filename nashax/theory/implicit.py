@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nashax.theory import _plot
-from nashax.theory.registry import ClaimResult, claim, result_from_ratios
+from nashax.theory.claim_types import ClaimResult, claim, result_from_ratios, table
 
 
 def _skew_of(theta, n):
@@ -33,6 +33,8 @@ def _rel_dir(g, fd):
 
 @claim(
     "implicit_inverse_nlhf",
+    summary=("gradient descent through the implicit derivative of π*_β(P) recovers a preference matrix that "
+             "reproduces an observed equilibrium; the gradient matches finite differences"),
     theorem=("Inverse NLHF: from an observed KL-regularised equilibrium pi* = pi*_beta(P) alone, gradient descent "
              "on |log pi*_beta(P(theta)) - log pi*|^2 through the equilibrium (implicit gradients) recovers P's "
              "identifiable part: the recovered P' reproduces pi* (|pi*_beta(P') - pi*|_inf <= 1e-8) and "
@@ -116,6 +118,8 @@ def implicit_inverse_nlhf(fast: bool, out_dir: str) -> ClaimResult:
 
 @claim(
     "implicit_mixture_sensitivity",
+    summary=("implicit derivatives of the minimax winner, the regularised Nash and pooled RLHF with respect to "
+             "annotator mixture weights match finite differences"),
     theorem=("Sensitivity of alignment solutions to the annotator mixture eta (pooled preference "
              "P(eta) = sum_u eta_u P_u, tangents e_u - e_U on the simplex): the implicit derivatives of the "
              "minimax (von Neumann) winner (active-set LP, status SUCCESS: nondegenerate), of the regularised "
@@ -198,6 +202,8 @@ def implicit_mixture_sensitivity(fast: bool, out_dir: str) -> ClaimResult:
 
 @claim(
     "implicit_alpharank_gradient",
+    summary=("the log-space implicit derivative of alpha-rank's stationary mass with respect to the payoffs "
+             "matches fourth-order finite differences"),
     theorem=("The gradient of a model's log alpha-rank mass (the least-ranked state's) with respect to the "
              "payoffs, by implicit differentiation of the chain's stationarity in log space (time-reversed "
              "jump chain), matches fourth-order central differences (relative <= 1e-6) with status SUCCESS, for "
@@ -252,3 +258,6 @@ def implicit_alpharank_gradient(fast: bool, out_dir: str) -> ClaimResult:
              f"m = 20, alpha in {list(alphas)} (fourth-order central differences, h = 1e-4 / alpha), "
              "log mass of the least-ranked state; float64")
   return result_from_ratios("implicit_alpharank_gradient", np.array(measured), np.array(bound), details, (path,), 0.0)
+
+
+CLAIMS = table((implicit_inverse_nlhf, implicit_mixture_sensitivity, implicit_alpharank_gradient))
