@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                    "measured/bound is <= 1. Exits 1 if any claim fails."),
       epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
   v.add_argument("--list", action="store_true", help="name the claims and exit")
-  v.add_argument("--markdown", action="store_true", help="with --list: print the README's claim table (Markdown)")
+  v.add_argument("--markdown", action="store_true",
+                 help="with --list: print the README's claim table (Markdown)")
   v.add_argument("--only", metavar="PATTERN", help="run claims matching PATTERN (glob or substring, comma-separated)")
   v.add_argument("--fast", action="store_true", help="small sizes (seconds, for tests)")
   v.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")

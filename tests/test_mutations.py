@@ -18,7 +18,8 @@ from nashax.theory import registry
 # Measured on the shared 2-core machine: the mutants of these claims fail within ~2-6 s CPU each in fast mode,
 # about 30 s of CPU for this file's default run with the API test; the other 39 mutants take 4-25 s each
 # (about 400 s together) and run under the slow marker: `pytest -m slow tests/test_mutations.py`.
-CHEAP = {"halpern_last_iterate", "eag_feg_residual", "transformed_rewards_and", "maxmin_rlhf_impossibility"}
+CHEAP = {"halpern_last_iterate", "eag_feg_residual", "transformed_rewards_and", "maxmin_rlhf_impossibility",
+         "red_teaming_safety_guarantee"}
 
 
 def _cases():

@@ -76,7 +76,8 @@ def test_cli_json_list_and_exit_codes(tmp_path, monkeypatch, capsys):
   monkeypatch.setattr(runner, "_USER", {})
   registry.register(registry.Claim(
       "always_fails", "measured 2 <= bound 1", "test",
-      lambda fast, d: registry.result_from_ratios("always_fails", np.array([2.0]), np.array([1.0]), "", (), 0.0)))
+      lambda fast, d: registry.result_from_ratios("always_fails", np.array([2.0]), np.array([1.0]), "", (),
+                                                  0.0)))
   assert cli.main(["verify", "--only", "always_fails", "--out", str(out), "--jobs", "2"]) == 1
   with pytest.raises(ValueError, match="name"):
     registry.register(registry.Claim("always_fails", "t", "s", lambda fast, d: None))

@@ -12,8 +12,8 @@ from nashax.theory.registry import claim, mutant
 from nashax.theory.report import claims_markdown, write_report
 from nashax.theory.runner import claims, mutants, register, run_claim, run_claims, unregister
 
-__all__ = ["CLAIMS", "Claim", "ClaimResult", "Mutant", "claim", "claims", "claims_markdown", "mutant", "mutants",
-           "register", "result_from_ratios", "run_claim", "run_claims", "table", "unregister", "write_report"]
+__all__ = ["CLAIMS", "Claim", "ClaimResult", "Mutant", "claim", "claims", "claims_markdown", "mutant",
+           "mutants", "register", "result_from_ratios", "run_claim", "run_claims", "table", "unregister", "write_report"]
 
 _MODULES = ("alignment", "fdiv", "implicit", "matrix_games", "monotone", "nlhf", "policies", "ranking")
 _CLAIMS = None

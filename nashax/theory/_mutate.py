@@ -32,7 +32,7 @@ def swap_step(factory, step_fn, tag: str):
 
 
 class _WrongDerivative:
-  """A wrong ``f'`` in log-space, ``(alpha, s) -> ...``, built from a divergence's ``f_log`` and ``fprime_log``.
+  """A wrong ``f'`` in log-space, ``(alpha, s) -> ...``, from a divergence's ``f_log`` and ``fprime_log``.
 
   Hashable by its functions and kind, so a jitted function of the mutated divergence compiles once.
   """
@@ -68,4 +68,5 @@ def wrong_fprime(divergence, kind: str):
   Returns:
     The mutated ``Divergence`` (``D_f`` itself unchanged: only what reads ``f'`` goes wrong).
   """
-  return dataclasses.replace(divergence, fprime_log=_WrongDerivative(divergence.f_log, divergence.fprime_log, kind))
+  wrong = _WrongDerivative(divergence.f_log, divergence.fprime_log, kind)
+  return dataclasses.replace(divergence, fprime_log=wrong)

@@ -13,23 +13,24 @@ from scipy import integrate
 
 from nashax.games import alignment as A
 from nashax.theory import _plot
-from nashax.theory.claim_types import ClaimResult, claim, mutant, result_from_ratios, table
+from nashax.theory.claim_types import ClaimResult, claim, mutant_into, result_from_ratios, table
 
-_MUTANTS = []  # this module's wrong variants, attached to its claims by `table` below
+_MUTANTS = []  # this module's wrong variants (`mutant(...)(make)` adds one), attached by `table` below
+mutant = mutant_into(_MUTANTS)
 
 
 @claim(
     "off_switch_incentive",
-    summary=("the off-switch incentive Δ by quadrature = Stein's form (eq. 7) = closed form for a rational human "
-             "(≤ 1e-6); Δ > 0 for a rational human (Thm 1); a sure robot defers only to a rational human; "
-             "simulated humans agree within 4 SE; the Δ < 0 region grows with β_H and as σ shrinks (Hadfield-"
-             "Menell et al. 2017)"),
-    theorem=("Off-switch game, Gaussian belief N(mu, sigma^2): the incentive to defer Delta by quadrature equals "
-             "Stein's form sigma^2 E[pi^H'] - |mu| Pr(C) (|diff| <= 1e-6) and, for a rational human, the closed "
-             "form sigma phi(mu/sigma) - |mu| Phi(-|mu|/sigma) (<= 1e-6); a rational human gives Delta > 0 "
-             "(Thm 1, belief of both signs); a sure robot (point belief u != 0) defers only to a rational human; "
-             "Monte Carlo with a simulated human agrees within 4 standard errors; the region Delta < 0 grows with "
-             "beta_H and as sigma shrinks."),
+    summary=("the off-switch incentive Δ by quadrature = Stein's form (eq. 7) = closed form for a rational"
+             " human (≤ 1e-6); Δ > 0 for a rational human (Thm 1); a sure robot defers only to a rational "
+             "human; simulated humans agree within 4 SE; the Δ < 0 region grows with β_H and as σ shrinks "
+             "(Hadfield-Menell et al. 2017)"),
+    theorem=("Off-switch game, Gaussian belief N(mu, sigma^2): the incentive to defer Delta by quadrature "
+             "equals Stein's form sigma^2 E[pi^H'] - |mu| Pr(C) (|diff| <= 1e-6) and, for a rational human,"
+             " the closed form sigma phi(mu/sigma) - |mu| Phi(-|mu|/sigma) (<= 1e-6); a rational human "
+             "gives Delta > 0 (Thm 1, belief of both signs); a sure robot (point belief u != 0) defers only"
+             " to a rational human; Monte Carlo with a simulated human agrees within 4 standard errors; the"
+             " region Delta < 0 grows with beta_H and as sigma shrinks."),
     source=("Hadfield-Menell, Dragan, Abbeel, Russell, IJCAI 2017 (arXiv:1611.08219), eq. 1, Thm 1, eq. 7; "
             "Monte Carlo values 0.2668 and 0.1718-0.1721. float64."),
     cost=8,
@@ -102,10 +103,10 @@ def _incentive_no_baseline(mu, sigma, beta_h, *, method="quadrature", num_points
   return out
 
 
-_MUTANTS.append(mutant("off_switch_incentive", "closed_form_sign", "the closed form adds |mu| Phi(-|mu|/sigma) instead of subtracting it")(
-    _incentive_closed_sign))
-_MUTANTS.append(mutant("off_switch_incentive", "no_baseline",
-       "the quadrature forgets to subtract max(mu, 0), the value of acting without deferring")(_incentive_no_baseline))
+mutant("off_switch_incentive", "closed_form_sign", "the closed form adds |mu| Phi(-|mu|/sigma) instead of subtracting it")(
+    _incentive_closed_sign)
+mutant("off_switch_incentive", "no_baseline",
+       "the quadrature forgets to subtract max(mu, 0), the value of acting without deferring")(_incentive_no_baseline)
 
 
 _PIKL_WORST = 1e-2  # the worst game's final exploitability must be below this (the median's bound is 1e-3)
@@ -149,19 +150,19 @@ def _discordant(a: np.ndarray, b: np.ndarray) -> int:
 
 @claim(
     "consensus_game_pikl",
-    summary=("piKL's regret on the consensus game stays under the strongly-convex FTRL bound (O(log t)); median "
-             "last-iterate exploitability < 1e-3 by t = 20,000; λ → ∞ keeps the initial rankings (Jacob et al. "
-             "2024)"),
-    theorem=("piKL on the consensus game: each learner's regret in its regularised utility after t rounds is at "
-             "most the FTRL bound KL_max/eta + (G^2/2) sum_{s<=t} 1/(1/eta + lambda (s-1)) = O(log t) (G^2 = 1/2 "
-             "for the generator, Y/4 for the discriminator; KL_max = blocks/(2 lambda)); the last iterate's "
-             "exploitability in the regularised game at t = 20000 (lambda = eta = 0.1) is < 1e-2 in every game (the "
-             "worst one: games with several nearby equilibria converge slowly, ~5e-3 on these) and < 1e-3 in the "
-             "median game; lambda -> "
-             "infinity keeps the initial rankings (ER-G and ER-D orders equal the initial ones)."),
-    source=("Jacob, Shen, Farina, Andreas, ICLR 2024 (arXiv:2310.09139), sec. 3 (piKL, equilibrium ranking); "
-            "the regret bound is the strongly convex FTRL bound (Orabona, 'A Modern "
-            "Introduction to Online Learning', ch. 7) with Pinsker's 1-strong convexity of KL, derived here. float64."),
+    summary=("piKL's regret on the consensus game stays under the strongly-convex FTRL bound (O(log t)); "
+             "median last-iterate exploitability < 1e-3 by t = 20,000; λ → ∞ keeps the initial rankings "
+             "(Jacob et al. 2024)"),
+    theorem=("piKL on the consensus game: each learner's regret in its regularised utility after t rounds "
+             "is at most the FTRL bound KL_max/eta + (G^2/2) sum_{s<=t} 1/(1/eta + lambda (s-1)) = O(log t)"
+             " (G^2 = 1/2 for the generator, Y/4 for the discriminator; KL_max = blocks/(2 lambda)); the "
+             "last iterate's exploitability in the regularised game at t = 20000 (lambda = eta = 0.1) is < "
+             "1e-2 in every game (the worst one: games with several nearby equilibria converge slowly, "
+             "~5e-3 on these) and < 1e-3 in the median game; lambda -> infinity keeps the initial rankings "
+             "(ER-G and ER-D orders equal the initial ones)."),
+    source=("Jacob, Shen, Farina, Andreas, ICLR 2024 (arXiv:2310.09139), sec. 3 (piKL, equilibrium "
+            "ranking); the regret bound is the strongly convex FTRL bound (Orabona, 'A Modern Introduction "
+            "to Online Learning', ch. 7) with Pinsker's 1-strong convexity of KL, derived here. float64."),
     subject="solver(game, num_steps, eta_g, eta_d) -> PiKLTrace (the signature of A.pikl).",
 )
 def consensus_game_pikl(fast: bool, out_dir: str, solver=None) -> ClaimResult:
@@ -209,27 +210,28 @@ def consensus_game_pikl(fast: bool, out_dir: str, solver=None) -> ClaimResult:
                             (path,), 0.0)
 
 
-_MUTANTS.append(mutant("consensus_game_pikl", "summed_payoff", "Q is the cumulative payoff sum_tau pi^(tau) / 2 instead of its average")(
-    _pikl_variant(sum_not_average=True)))
-_MUTANTS.append(mutant("consensus_game_pikl", "anchor_current", "the KL anchor is the current policy instead of the initial pi^(1)")(
-    _pikl_variant(anchor_current=True)))
+mutant("consensus_game_pikl", "summed_payoff", "Q is the cumulative payoff sum_tau pi^(tau) / 2 instead of its average")(
+    _pikl_variant(sum_not_average=True))
+mutant("consensus_game_pikl", "anchor_current", "the KL anchor is the current policy instead of the initial pi^(1)")(
+    _pikl_variant(anchor_current=True))
 
 
 @claim(
     "red_teaming_safety_guarantee",
-    summary=("the LP equilibrium (v, x, y) of the red-teaming game certifies itself (numpy minimax certificate); v"
-             " = 0 exactly when a defence safe on every prompt exists, and then the equilibrium defender is safe "
-             "on every prompt; an extragradient defender is within its gap certificate (Self-RedTeam, Liu et al. "
-             "2025)"),
-    theorem=("Attacker/defender red-teaming game (zero-sum, loss S[prompt, defence]): the equilibrium (v, x, y) "
-             "certifies itself, max_p (S y)_p <= v + 1e-9 and min_d (x^T S)_d >= v - 1e-9 (recomputed in numpy); "
-             "its value is 0 exactly when a defence safe on every prompt exists (a combinatorial check), and then "
-             "the equilibrium defender is safe against every prompt (worst-case loss <= 1e-9); otherwise v > 0 and "
-             "no defence does better; an extragradient defender's worst-case loss exceeds v by at most its "
-             "duality-gap certificate."),
-    source=("Liu et al., 'Chasing Moving Targets with Online Self-Play RL for Safer Language Models' (Self-RedTeam, "
-            "arXiv:2506.07468): at a Nash equilibrium of the zero-sum attacker/defender game the defender is safe "
-            "against any adversarial input; von Neumann's minimax theorem (the (x, y) certificate). float64."),
+    summary=("the LP equilibrium (v, x, y) of the red-teaming game certifies itself (numpy minimax "
+             "certificate); v = 0 exactly when a defence safe on every prompt exists, and then the "
+             "equilibrium defender is safe on every prompt; an extragradient defender is within its gap "
+             "certificate (Self-RedTeam, Liu et al. 2025)"),
+    theorem=("Attacker/defender red-teaming game (zero-sum, loss S[prompt, defence]): the equilibrium (v, "
+             "x, y) certifies itself, max_p (S y)_p <= v + 1e-9 and min_d (x^T S)_d >= v - 1e-9 (recomputed"
+             " in numpy); its value is 0 exactly when a defence safe on every prompt exists (a "
+             "combinatorial check), and then the equilibrium defender is safe against every prompt (worst-"
+             "case loss <= 1e-9); otherwise v > 0 and no defence does better; an extragradient defender's "
+             "worst-case loss exceeds v by at most its duality-gap certificate."),
+    source=("Liu et al., 'Chasing Moving Targets with Online Self-Play RL for Safer Language Models' (Self-"
+            "RedTeam, arXiv:2506.07468): at a Nash equilibrium of the zero-sum attacker/defender game the "
+            "defender is safe against any adversarial input; von Neumann's minimax theorem (the (x, y) "
+            "certificate). float64."),
     subject=("solver(game) -> (value, attacker x, defender y) of a MatrixGame whose row player maximises "
              "(the fields of solvers.exact_equilibrium)."),
 )
@@ -289,26 +291,28 @@ def _pure_defence(game):
 def _sign_swapped(game):
   from nashax import solvers
 
-  e = solvers.exact_equilibrium(type(game).from_payoff(-np.asarray(game.payoff)))  # bug: the defender maximises
+  # bug: the LP of -S, whose row player minimises the harm and whose defender maximises it
+  e = solvers.exact_equilibrium(type(game).from_payoff(-np.asarray(game.payoff)))
   return -float(e.value), e.x, e.y
 
 
-_MUTANTS.append(mutant("red_teaming_safety_guarantee", "pure_defence",
-       "the best pure defence and the attacker's best reply to it, without mixing")(_pure_defence))
-_MUTANTS.append(mutant("red_teaming_safety_guarantee", "payoff_sign",
-       "the LP solved on -S (the sign convention of who maximises confused)")(_sign_swapped))
+mutant("red_teaming_safety_guarantee", "pure_defence",
+       "the best pure defence and the attacker's best reply to it, without mixing")(_pure_defence)
+mutant("red_teaming_safety_guarantee", "payoff_sign",
+       "the LP solved on -S (the sign convention of who maximises confused)")(_sign_swapped)
 
 
 @claim(
     "best_of_n_win_rate",
-    summary=("best-of-N wins N/(N+1) with KL log N − (N−1)/N; the tilt's W and KL closed forms (t = 5: 0.80678, "
-             "0.65012); BoN of a tilt vs BoN of the base; at equal KL the tilt beats best-of-N (InfAlign, "
-             "Balashankar et al. 2025)"),
-    theorem=("Best-of-N against the base policy wins with probability N/(N+1) (Monte Carlo within 4 standard errors; "
-             "quadrature within 1e-9), with KL(BoN||pi_ref) = log N - (N-1)/N; the exponential tilt pi_t ∝ pi_ref "
-             "e^{t c} has W = 1/(1-e^{-t}) - 1/t and KL = t W - log((e^t-1)/t) (t = 5: 0.80678, 0.65012); BoN of "
-             "the tilt against BoN of the base wins int c^N dG^N (MC within 4 SE); at equal KL the tilt wins at "
-             "least as often as BoN (Gibbs variational principle)."),
+    summary=("best-of-N wins N/(N+1) with KL log N − (N−1)/N; the tilt's W and KL closed forms (t = 5: "
+             "0.80678, 0.65012); BoN of a tilt vs BoN of the base; at equal KL the tilt beats best-of-N "
+             "(InfAlign, Balashankar et al. 2025)"),
+    theorem=("Best-of-N against the base policy wins with probability N/(N+1) (Monte Carlo within 4 "
+             "standard errors; quadrature within 1e-9), with KL(BoN||pi_ref) = log N - (N-1)/N; the "
+             "exponential tilt pi_t ∝ pi_ref e^{t c} has W = 1/(1-e^{-t}) - 1/t and KL = t W - "
+             "log((e^t-1)/t) (t = 5: 0.80678, 0.65012); BoN of the tilt against BoN of the base wins int "
+             "c^N dG^N (MC within 4 SE); at equal KL the tilt wins at least as often as BoN (Gibbs "
+             "variational principle)."),
     source=("Balashankar et al., InfAlign, ICML 2025 (arXiv:2412.19792); Beirami et al. 2024 (BoN KL); "
             "BoN(4) Monte Carlo 0.8004. Quadrature by scipy. float64."),
     subject=("solver = {'bon_win_rate', 'bon_kl', 'tilted_win_rate', 'tilted_kl'}: the closed forms of "
@@ -379,10 +383,10 @@ _BON = {"bon_win_rate": A.bon_win_rate, "bon_kl": A.bon_kl, "tilted_win_rate": A
         "tilted_kl": A.tilted_kl}
 
 
-_MUTANTS.append(mutant("best_of_n_win_rate", "win_rate_off_by_one", "best-of-N's win rate (N+1)/(N+2) (N off by one)")(
-    {**_BON, "bon_win_rate": lambda n: (jnp.asarray(n, float) + 1.0) / (jnp.asarray(n, float) + 2.0)}))
-_MUTANTS.append(mutant("best_of_n_win_rate", "kl_off_by_one", "KL(BoN || pi_ref) = log N - (N+1)/N instead of log N - (N-1)/N")(
-    {**_BON, "bon_kl": lambda n: jnp.log(jnp.asarray(n, float)) - (jnp.asarray(n, float) + 1.0) / jnp.asarray(n, float)}))
+mutant("best_of_n_win_rate", "win_rate_off_by_one", "best-of-N's win rate (N+1)/(N+2) (N off by one)")(
+    {**_BON, "bon_win_rate": lambda n: (jnp.asarray(n, float) + 1.0) / (jnp.asarray(n, float) + 2.0)})
+mutant("best_of_n_win_rate", "kl_off_by_one", "KL(BoN || pi_ref) = log N - (N+1)/N instead of log N - (N-1)/N")(
+    {**_BON, "bon_kl": lambda n: jnp.log(jnp.asarray(n, float)) - (jnp.asarray(n, float) + 1.0) / jnp.asarray(n, float)})
 
 
 def _tilt(u, gamma):
@@ -397,17 +401,18 @@ def _kl_uniform(p):
 
 @claim(
     "transformed_rewards_and",
-    summary=("Σ log σ(r_i − r_ref,i) = log P(all good); the KL-optimal policy for it is π_0 conditioned on all "
-             "properties good (rejection sampling agrees); with a spurious response it beats the plain sum at "
-             "equal KL (Wang et al. 2024)"),
-    theorem=("Summed log-sigmoid-centred rewards are log P(all properties good): lsc_transform equals the closed "
-             "form log sigma(r_i - ref_i) written apart (exact regression, 1e-12; the identity sum log sigma = log prod "
-             "sigma itself is not the claim), and the KL-optimal policy for u_LSC at gamma = 1 is pi_0 conditioned "
-             "on all properties good (rejection sampling with simulated Bernoulli judgements agrees within 4.5 "
-             "standard errors per response); with a spurious response (r1 = 6, r2 = -3), at equal KL from pi_0 "
-             "the LSC policy has a higher P(all good) than the plain-sum policy."),
-    source=("Wang et al., 'Transforming and Combining Rewards for Aligning LLMs', ICML 2024 (arXiv:2402.00742); "
-            "reference reward: the median under pi_0. float64."),
+    summary=("Σ log σ(r_i − r_ref,i) = log P(all good); the KL-optimal policy for it is π_0 conditioned on"
+             " all properties good (rejection sampling agrees); with a spurious response it beats the "
+             "plain sum at equal KL (Wang et al. 2024)"),
+    theorem=("Summed log-sigmoid-centred rewards are log P(all properties good): lsc_transform equals the "
+             "closed form log sigma(r_i - ref_i) written apart (exact regression, 1e-12; the identity sum "
+             "log sigma = log prod sigma itself is not the claim), and the KL-optimal policy for u_LSC at "
+             "gamma = 1 is pi_0 conditioned on all properties good (rejection sampling with simulated "
+             "Bernoulli judgements agrees within 4.5 standard errors per response); with a spurious "
+             "response (r1 = 6, r2 = -3), at equal KL from pi_0 the LSC policy has a higher P(all good) "
+             "than the plain-sum policy."),
+    source=("Wang et al., 'Transforming and Combining Rewards for Aligning LLMs', ICML 2024 "
+            "(arXiv:2402.00742); reference reward: the median under pi_0. float64."),
     subject="solver(rewards [U, K], reference [U, 1]) -> [U, K]: the log-sigmoid-centred transform (A.lsc_transform).",
 )
 def transformed_rewards_and(fast: bool, out_dir: str, solver=None) -> ClaimResult:
@@ -465,22 +470,23 @@ def _lsc_sigmoid(rewards, reference):
   return jax.nn.sigmoid(rewards - reference)  # bug: sigma instead of log sigma
 
 
-_MUTANTS.append(mutant("transformed_rewards_and", "uncentred", "log sigma(r) without subtracting the reference reward")(_lsc_uncentred))
-_MUTANTS.append(mutant("transformed_rewards_and", "sigmoid_not_log", "sigma(r - ref) instead of log sigma(r - ref)")(_lsc_sigmoid))
+mutant("transformed_rewards_and", "uncentred", "log sigma(r) without subtracting the reference reward")(_lsc_uncentred)
+mutant("transformed_rewards_and", "sigmoid_not_log", "sigma(r - ref) instead of log sigma(r - ref)")(_lsc_sigmoid)
 
 
 @claim(
     "dpo_ranking_accuracy",
-    summary=("Thm 3.1's idealised ranking accuracy equals that of the DPO optimum found by Newton's method; after "
-             "gradient DPO a pair is ranked correctly iff its loss ≤ −log σ(βc) (Thm 4.1); the paper's thresholds "
-             "0.474 and 0.049 (Chen et al. 2024)"),
-    theorem=("The idealised ranking accuracy R* of Thm 3.1 equals the ranking accuracy of the DPO optimum computed "
-             "by Newton's method on the DPO loss (solvers.dpo_optimum; exact equality up to ties), and is above "
-             "that of pi_ref by at least 5% (relative); the paper's worked thresholds: beta = 0.1, c = 5 -> 0.474; c = 30 -> 0.049."),
+    summary=("Thm 3.1's idealised ranking accuracy equals that of the DPO optimum found by Newton's "
+             "method; after gradient DPO a pair is ranked correctly iff its loss ≤ −log σ(βc) (Thm 4.1); "
+             "the paper's thresholds 0.474 and 0.049 (Chen et al. 2024)"),
+    theorem=("The idealised ranking accuracy R* of Thm 3.1 equals the ranking accuracy of the DPO optimum "
+             "computed by Newton's method on the DPO loss (solvers.dpo_optimum; exact equality up to ties),"
+             " and is above that of pi_ref by at least 5% (relative); the paper's worked thresholds: beta ="
+             " 0.1, c = 5 -> 0.474; c = 30 -> 0.049."),
     source=("Chen et al., 'Preference Learning Algorithms Do Not Learn Preference Rankings', NeurIPS 2024 "
-            "(arXiv:2405.19534), Thm 3.1, Thm 4.1 and its worked example. Thm 4.1's iff (correct ranking iff the "
-            "DPO loss <= -log sigma(beta c)) is an identity (both sides are the same inequality): it is reported as a "
-            "sanity check, not counted. float64."),
+            "(arXiv:2405.19534), Thm 3.1, Thm 4.1 and its worked example. Thm 4.1's iff (correct ranking "
+            "iff the DPO loss <= -log sigma(beta c)) is an identity (both sides are the same inequality): "
+            "it is reported as a sanity check, not counted. float64."),
     cost=8,
     subject=("solver(log_ref_w, log_ref_l, alpha, beta) -> []: the idealised ranking accuracy of Thm 3.1 "
              "(A.idealized_ranking_accuracy)."),
@@ -575,9 +581,9 @@ def _ideal_odds_flipped(log_ref_w, log_ref_l, alpha, beta, weights=None):
   return jnp.mean((lhs >= log_ref_l).astype(jnp.result_type(float)))
 
 
-_MUTANTS.append(mutant("dpo_ranking_accuracy", "beta_times", "the preference odds raised to beta instead of 1/beta")(_ideal_beta_times))
-_MUTANTS.append(mutant("dpo_ranking_accuracy", "odds_flipped", "the odds (1 - alpha)/alpha in place of alpha/(1 - alpha)")(
-    _ideal_odds_flipped))
+mutant("dpo_ranking_accuracy", "beta_times", "the preference odds raised to beta instead of 1/beta")(_ideal_beta_times)
+mutant("dpo_ranking_accuracy", "odds_flipped", "the odds (1 - alpha)/alpha in place of alpha/(1 - alpha)")(
+    _ideal_odds_flipped)
 
 
 CLAIMS = table((

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Claim", "ClaimResult", "Mutant", "claim", "mutant", "result_from_ratios", "table"]
+__all__ = ["Claim", "ClaimResult", "Mutant", "claim", "mutant", "mutant_into", "result_from_ratios", "table"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +150,24 @@ def mutant(claim_name: str, name: str, bug: str):
     A decorator returning the ``Mutant``.
   """
   return lambda make: Mutant(claim_name, name, bug, make)
+
+
+def mutant_into(collected: list):
+  """A ``mutant`` that also appends each ``Mutant`` it makes to ``collected`` (a claim module's own list).
+
+  A claim module writes ``mutant = mutant_into(_MUTANTS)`` once and then ``mutant(claim, name, bug)(make)``
+  beside each wrong variant; ``table(claims, _MUTANTS)`` attaches them. Nothing outside the module changes.
+  """
+
+  def make_mutant(claim_name: str, name: str, bug: str):
+    def add(make):
+      m = mutant(claim_name, name, bug)(make)
+      collected.append(m)
+      return m
+
+    return add
+
+  return make_mutant
 
 
 def table(claims, mutants=()) -> tuple:

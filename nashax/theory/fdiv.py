@@ -21,9 +21,10 @@ from nashax.solvers import losses
 from nashax.theory import _plot
 from nashax.solvers import fdiv as FD
 from nashax.theory._mutate import swap_step, wrong_fprime
-from nashax.theory.claim_types import ClaimResult, claim, mutant, result_from_ratios, table
+from nashax.theory.claim_types import ClaimResult, claim, mutant_into, result_from_ratios, table
 
-_MUTANTS = []  # this module's wrong variants, attached to its claims by `table` below
+_MUTANTS = []  # this module's wrong variants (`mutant(...)(make)` adds one), attached by `table` below
+mutant = mutant_into(_MUTANTS)
 
 # Every divergence the claims sweep: the six named ones and four members of the alpha family.
 SWEEP = tuple((n, None) for n in D.NAMES if n != "alpha") + (("alpha", -1.0), ("alpha", 0.3), ("alpha", 0.5),
@@ -37,8 +38,8 @@ def _label(name, a):
 
 @claim(
     "divergence_axioms",
-    summary=("every generator is convex with f(1) = 0 and satisfies Fenchel-Young f(t) + f*(u) ≥ tu, with equality"
-             " at u = f′(t)"),
+    summary=("every generator is convex with f(1) = 0 and satisfies Fenchel-Young f(t) + f*(u) ≥ tu, with "
+             "equality at u = f′(t)"),
     theorem=("Every generator f is convex with f(1) = 0, and with its conjugate f* satisfies Fenchel-Young: "
              "f(t) + f*(u) >= t u for all t >= 0 and u, with equality at u = f'(t)."),
     source=("Go et al., ICML 2023 (arXiv:2302.08215), Table 1; Wang et al., ICLR 2024 (arXiv:2309.16240); "
@@ -89,13 +90,14 @@ def _targets(n: int, seeds: int):
 
 @claim(
     "f_dpg_reaches_target",
-    summary=("exact f-DPG drives D_f(π‖p) below 1e-4 for every f; its Euclidean step is −lr ∇D_f exactly, and "
-             "reverse-KL f-DPG is RLHF's gradient (Go et al. 2023, Thm 1)"),
-    theorem=("For each f, f-DPG with exact expectations drives D_f(pi_theta || p) below 1e-4 on tabular targets "
-             "(|X| = 50) from random logits; and its Euclidean step is exactly -lr grad_theta D_f(pi_theta || p) "
-             "(relative error <= 1e-8), reverse-KL f-DPG being RLHF's gradient -(1/beta) grad(E r - beta KL(pi||a))."),
-    source=("Go et al., ICML 2023 (arXiv:2302.08215), Theorem 1 (the f-DPG gradient) and Sec. 3 (RLHF as reverse "
-            "KL to a e^{r/beta}). float64."),
+    summary=("exact f-DPG drives D_f(π‖p) below 1e-4 for every f; its Euclidean step is −lr ∇D_f exactly, "
+             "and reverse-KL f-DPG is RLHF's gradient (Go et al. 2023, Thm 1)"),
+    theorem=("For each f, f-DPG with exact expectations drives D_f(pi_theta || p) below 1e-4 on tabular "
+             "targets (|X| = 50) from random logits; and its Euclidean step is exactly -lr grad_theta "
+             "D_f(pi_theta || p) (relative error <= 1e-8), reverse-KL f-DPG being RLHF's gradient -(1/beta)"
+             " grad(E r - beta KL(pi||a))."),
+    source=("Go et al., ICML 2023 (arXiv:2302.08215), Theorem 1 (the f-DPG gradient) and Sec. 3 (RLHF as "
+            "reverse KL to a e^{r/beta}). float64."),
     cost=11,
     subject="solver(divergence, lr, **options) -> Solver, with the signature of solvers.f_dpg.",
 )
@@ -163,10 +165,10 @@ def _f_dpg_wrong(kind):
   return make
 
 
-_MUTANTS.append(mutant("f_dpg_reaches_target", "ratio_inverted", "the pseudo-reward -f'(p/pi) instead of -f'(pi/p)")(
-    _f_dpg_wrong("reflect")))
-_MUTANTS.append(mutant("f_dpg_reaches_target", "reward_sign", "the pseudo-reward +f'(pi/p) instead of -f'(pi/p) (ascent)")(
-    _f_dpg_wrong("negate")))
+mutant("f_dpg_reaches_target", "ratio_inverted", "the pseudo-reward -f'(p/pi) instead of -f'(pi/p)")(
+    _f_dpg_wrong("reflect"))
+mutant("f_dpg_reaches_target", "reward_sign", "the pseudo-reward +f'(pi/p) instead of -f'(pi/p) (ascent)")(
+    _f_dpg_wrong("negate"))
 
 
 def _trace(solver, target, d, key, steps):
@@ -217,20 +219,20 @@ def _fit_product(d, target, v, key, steps=3000, loss_fn=losses.f_dpg_loss):
 
 @claim(
     "f_dpg_alignment_diversity",
-    summary=("Go et al.'s trade-off on a product policy fitted to a multimodal target: reverse KL has the highest "
-             "reward and lowest entropy, forward KL the reverse, JS in between; each fit is a stationary point of "
-             "its own D_f (‖∇‖ ≤ 1e-6)"),
+    summary=("Go et al.'s trade-off on a product policy fitted to a multimodal target: reverse KL has the "
+             "highest reward and lowest entropy, forward KL the reverse, JS in between; each fit is a "
+             "stationary point of its own D_f (‖∇‖ ≤ 1e-6)"),
     theorem=("The alignment-diversity trade-off of Go et al.: fitting a misspecified (product) policy to a "
-             "multimodal target p ∝ a e^{r/beta}, reverse KL reaches the highest expected reward and the lowest "
-             "entropy, forward KL the lowest reward and the highest entropy, and Jensen-Shannon lies between "
-             "(ratios reward(FKL)/reward(JS), reward(JS)/reward(RKL), H(RKL)/H(JS), H(JS)/H(FKL) <= 1); and each fit "
-             "is a stationary point of its own D_f(q || p) over product policies (|grad| <= 1e-6 by autodiff of "
-             "D_f, for every strictly convex f)."),
-    source=("Go et al., ICML 2023 (arXiv:2302.08215), Sec. 5 and Fig. 2 (RKL: alignment with low diversity; "
-            "forward KL: diversity with low alignment; JS in between). Tabular reproduction "
-            "with a product policy over 2-token sequences (the paper's models are also misspecified). float64."),
-    subject=("loss(logp, log_target, log_proposal, log_partition, baseline, divergence) -> per-sample surrogate, "
-             "with the signature of losses.f_dpg_loss."),
+             "multimodal target p ∝ a e^{r/beta}, reverse KL reaches the highest expected reward and the "
+             "lowest entropy, forward KL the lowest reward and the highest entropy, and Jensen-Shannon lies"
+             " between (ratios reward(FKL)/reward(JS), reward(JS)/reward(RKL), H(RKL)/H(JS), H(JS)/H(FKL) "
+             "<= 1); and each fit is a stationary point of its own D_f(q || p) over product policies "
+             "(|grad| <= 1e-6 by autodiff of D_f, for every strictly convex f)."),
+    source=("Go et al., ICML 2023 (arXiv:2302.08215), Sec. 5 and Fig. 2 (RKL: alignment with low diversity;"
+            " forward KL: diversity with low alignment; JS in between). Tabular reproduction with a product"
+            " policy over 2-token sequences (the paper's models are also misspecified). float64."),
+    subject=("loss(logp, log_target, log_proposal, log_partition, baseline, divergence) -> per-sample "
+             "surrogate, with the signature of losses.f_dpg_loss."),
 )
 def f_dpg_alignment_diversity(fast: bool, out_dir: str, solver=None) -> ClaimResult:
   loss_fn = losses.f_dpg_loss if solver is None else solver
@@ -243,7 +245,7 @@ def f_dpg_alignment_diversity(fast: bool, out_dir: str, solver=None) -> ClaimRes
 
     @jax.jit
     def stationarity(dd, q):
-      """|grad D_f(q1 x q2 || p)| at the fitted marginals, by autodiff of D_f itself (not of the surrogate)."""
+      """|grad D_f(q1 x q2 || p)| at the fitted marginals, by autodiff of D_f itself (not the surrogate)."""
       q = q.reshape(v, v)
       th = jnp.log(jnp.stack([q.sum(1), q.sum(0)]))
       logq = lambda th: (jax.nn.log_softmax(th[0])[:, None] + jax.nn.log_softmax(th[1])[None, :]).ravel()
@@ -280,23 +282,25 @@ def f_dpg_alignment_diversity(fast: bool, out_dir: str, solver=None) -> ClaimRes
   bound = np.concatenate([[js[0], rk[0], js[1], fk[1]], np.full(len(grads), 1e-6)])
   table = "; ".join(f"{k}: r={rw:.3f}, H={h:.3f}" for k, (rw, h) in rows.items())
   details = (f"|X| = {v}x{v}, p ∝ a e^(r/0.25) with r = 1 on the diagonal, product policy fitted by Adam on the "
-             f"f-DPG surrogate (3,000 steps, {seeds} random starts, means); worst |grad D_f| at the fits (autodiff "
+             f"f-DPG surrogate (3,000 steps, {seeds} random starts, means); worst |grad D_f| at the fits "
+             "(autodiff "
              f"of D_f, strictly convex f) {max(grads):.1e} (<= 1e-6); {table}")
   return result_from_ratios("f_dpg_alignment_diversity", measured, bound, details, (path,), 0.0)
 
 
 def _f_dpg_loss_wrong(kind):
   def loss(logp, log_target, log_proposal, log_partition, baseline, divergence):
-    return losses.f_dpg_loss(logp, log_target, log_proposal, log_partition, baseline, wrong_fprime(divergence, kind))
+    wrong = wrong_fprime(divergence, kind)
+    return losses.f_dpg_loss(logp, log_target, log_proposal, log_partition, baseline, wrong)
 
   return loss
 
 
-_MUTANTS.append(mutant("f_dpg_alignment_diversity", "arguments_swapped",
+mutant("f_dpg_alignment_diversity", "arguments_swapped",
        "the pseudo-reward of D_f(p || pi) instead of D_f(pi || p) (reverse and forward KL exchanged)")(
-    _f_dpg_loss_wrong("transpose")))
-_MUTANTS.append(mutant("f_dpg_alignment_diversity", "ratio_inverted", "the pseudo-reward -f'(p/pi) instead of -f'(pi/p)")(
-    _f_dpg_loss_wrong("reflect")))
+    _f_dpg_loss_wrong("transpose"))
+mutant("f_dpg_alignment_diversity", "ratio_inverted", "the pseudo-reward -f'(p/pi) instead of -f'(pi/p)")(
+    _f_dpg_loss_wrong("reflect"))
 
 
 # ----------------------------------------------------------------------------- f-DPO and the f-regularised game
@@ -313,14 +317,15 @@ def _fdpo_population_loss(logits, r, log_ref, beta, d, loss_fn=losses.f_dpo_loss
 
 @claim(
     "f_dpo_optimum",
-    summary=("the f-DPO population minimiser with exact Bradley-Terry data satisfies β f′(π/π_ref) − r* = const "
-             "(Wang et al. 2024, Thm 1)"),
+    summary=("the f-DPO population minimiser with exact Bradley-Terry data satisfies β f′(π/π_ref) − r* = "
+             "const (Wang et al. 2024, Thm 1)"),
     theorem=("f-DPO with exact Bradley-Terry data from r*: its population minimiser pi satisfies "
              "beta f'(pi/pi_ref)(y) - r*(y) = const across y (deviation <= 1e-6), i.e. pi is the maximiser "
              "of E_pi r* - beta D_f(pi || pi_ref) (divergences.regularized_argmax)."),
-    source=("Wang et al., ICLR 2024 (arXiv:2309.16240), Theorem 1 (KKT: r = beta f'(pi*/pi_ref) + const). float64."),
-    subject=("solver(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta, divergence) -> loss: the f-DPO "
-             "loss (the signature of losses.f_dpo_loss)."),
+    source=("Wang et al., ICLR 2024 (arXiv:2309.16240), Theorem 1 (KKT: r = beta f'(pi*/pi_ref) + const). "
+            "float64."),
+    subject=("solver(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta, divergence) -> loss: the "
+             "f-DPO loss (the signature of losses.f_dpo_loss)."),
 )
 def f_dpo_optimum(fast: bool, out_dir: str, solver=None) -> ClaimResult:
   loss_fn = losses.f_dpo_loss if solver is None else solver
@@ -368,15 +373,15 @@ def f_dpo_optimum(fast: bool, out_dir: str, solver=None) -> ClaimResult:
 
 @claim(
     "f_game_equilibrium",
-    summary=("mirror-prox reaches gap ≤ 1e-9 in the f-regularised game for every strictly convex f; with reverse "
-             "KL the game is the KL game"),
-    theorem=("In the f-regularised preference game V = x^T P y - beta D_f(x||ref) + beta D_f(y||ref), mirror-prox "
-             "(solvers.f_extragradient) reaches duality gap <= 1e-9 from random starts for every strictly convex f; "
-             "for reverse KL the game's gap equals the KL-regularised game's gap at random profiles (to 1e-12) and "
-             "the solver's equilibrium is the KL-regularised Nash equilibrium (distance <= 1e-5)."),
-    source=("Munos et al., ICML 2024 (arXiv:2312.00886), the regularised game and its unique equilibrium; the "
-            "gap is exact via the f-DPO best response (Wang et al. 2024, Thm. 1). "
-            "float64."),
+    summary=("mirror-prox reaches gap ≤ 1e-9 in the f-regularised game for every strictly convex f; with "
+             "reverse KL the game is the KL game"),
+    theorem=("In the f-regularised preference game V = x^T P y - beta D_f(x||ref) + beta D_f(y||ref), "
+             "mirror-prox (solvers.f_extragradient) reaches duality gap <= 1e-9 from random starts for "
+             "every strictly convex f; for reverse KL the game's gap equals the KL-regularised game's gap "
+             "at random profiles (to 1e-12) and the solver's equilibrium is the KL-regularised Nash "
+             "equilibrium (distance <= 1e-5)."),
+    source=("Munos et al., ICML 2024 (arXiv:2312.00886), the regularised game and its unique equilibrium; "
+            "the gap is exact via the f-DPO best response (Wang et al. 2024, Thm. 1). float64."),
     cost=10,
     subject="solver(eta=None) -> Solver: mirror-prox on the f-regularised game (the signature of solvers.f_extragradient).",
 )
@@ -469,10 +474,10 @@ def _feg_wrong_opponent(hp, game, state):
                        (nx, ny), state.key)
 
 
-_MUTANTS.append(mutant("f_game_equilibrium", "no_extrapolation", "simultaneous mirror descent: the extrapolated point is missing")(
-    swap_step(solvers.f_extragradient, _feg_no_extrapolation, "no_extrapolation")))
-_MUTANTS.append(mutant("f_game_equilibrium", "stale_opponent", "the correction step evaluates against the old opponent y_t")(
-    swap_step(solvers.f_extragradient, _feg_wrong_opponent, "stale_opponent")))
+mutant("f_game_equilibrium", "no_extrapolation", "simultaneous mirror descent: the extrapolated point is missing")(
+    swap_step(solvers.f_extragradient, _feg_no_extrapolation, "no_extrapolation"))
+mutant("f_game_equilibrium", "stale_opponent", "the correction step evaluates against the old opponent y_t")(
+    swap_step(solvers.f_extragradient, _feg_wrong_opponent, "stale_opponent"))
 
 
 def _rkl_conj_no_shift(alpha, u):
@@ -496,8 +501,8 @@ def _get_wrong_fkl(name, alpha=None):
   return D.get(name, alpha)
 
 
-_MUTANTS.append(mutant("divergence_axioms", "rkl_conjugate_shift", "reverse KL's conjugate e^u instead of e^(u-1)")(_get_wrong_rkl))
-_MUTANTS.append(mutant("divergence_axioms", "fkl_derivative_sign", "forward KL's f'(t) = +1/t instead of -1/t")(_get_wrong_fkl))
+mutant("divergence_axioms", "rkl_conjugate_shift", "reverse KL's conjugate e^u instead of e^(u-1)")(_get_wrong_rkl)
+mutant("divergence_axioms", "fkl_derivative_sign", "forward KL's f'(t) = +1/t instead of -1/t")(_get_wrong_fkl)
 
 
 def _fdpo_log_ratio(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta, divergence):
@@ -510,8 +515,8 @@ def _fdpo_swapped(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta, di
   return losses.f_dpo_loss(ref_chosen, ref_rejected, logp_chosen, logp_rejected, beta, divergence)
 
 
-_MUTANTS.append(mutant("f_dpo_optimum", "log_ratio_reward", "DPO's beta log(pi/pi_ref) as the implicit reward for every f")(_fdpo_log_ratio))
-_MUTANTS.append(mutant("f_dpo_optimum", "policy_ref_swapped", "f'(pi_ref/pi) instead of f'(pi/pi_ref) (arguments swapped)")(_fdpo_swapped))
+mutant("f_dpo_optimum", "log_ratio_reward", "DPO's beta log(pi/pi_ref) as the implicit reward for every f")(_fdpo_log_ratio)
+mutant("f_dpo_optimum", "policy_ref_swapped", "f'(pi_ref/pi) instead of f'(pi/pi_ref) (arguments swapped)")(_fdpo_swapped)
 
 
 CLAIMS = table((

@@ -17,9 +17,10 @@ from nashax.solvers import _common as C
 from nashax.solvers import equilibrium as E
 from nashax.theory import _plot
 from nashax.theory._mutate import swap_step
-from nashax.theory.claim_types import claim, mutant, result_from_ratios, table
+from nashax.theory.claim_types import claim, mutant_into, result_from_ratios, table
 
-_MUTANTS = []  # this module's wrong variants, attached to its claims by `table` below
+_MUTANTS = []  # this module's wrong variants (`mutant(...)(make)` adds one), attached by `table` below
+mutant = mutant_into(_MUTANTS)
 
 
 def _gap_trace(game, state):
@@ -33,8 +34,8 @@ def _batch_run(solver, gs, keys, num_steps, every):
 
 @claim(
     "hedge_average_gap",
-    summary=("Hedge's average-iterate duality gap ≤ (Reg_x + Reg_y)/T with the Hoeffding regret bound (Freund & "
-             "Schapire 1999)"),
+    summary=("Hedge's average-iterate duality gap ≤ (Reg_x + Reg_y)/T with the Hoeffding regret bound "
+             "(Freund & Schapire 1999)"),
     theorem=("Both players running Hedge with step eta from x_0: the average of x_0..x_t has duality "
              "gap <= [(D_x + D_y)/eta + 2 eta N (b-a)^2/8] / N, N = t+1, D = max_i -log x_0(i), "
              "payoffs in [a, b]."),
@@ -78,8 +79,8 @@ def hedge_average_gap(fast: bool, out_dir: str, solver=None):
 
 @claim(
     "extragradient_ergodic_gap",
-    summary=("mirror-prox / extragradient ergodic gap ≤ max_u D(u, z_0)/(ηT), η = 1/L, both geometries (Nemirovski"
-             " 2004)"),
+    summary=("mirror-prox / extragradient ergodic gap ≤ max_u D(u, z_0)/(ηT), η = 1/L, both geometries "
+             "(Nemirovski 2004)"),
     theorem=("Extragradient / mirror-prox with eta = 1/L: the average of the half-iterates w_0..w_{T-1} has "
              "duality gap <= max_u D(u, z_0) / (eta T); D = KL with L = max|A_ij| (entropic), "
              "D = |.|^2/2 with L = ||A||_2 (Euclidean)."),
@@ -134,11 +135,12 @@ def extragradient_ergodic_gap(fast: bool, out_dir: str, solver=None):
 
 @claim(
     "optimistic_mwu_last_iterate",
-    summary=("optimistic MWU's last iterate approaches the unique interior equilibrium (KL halves at least), while"
-             " plain MWU's drifts away (Daskalakis & Panageas 2019; Bailey & Piliouras 2018)"),
-    theorem=("On games with a unique interior equilibrium z*, optimistic MWU (eta = 0.5 / max|A_ij|) converges "
-             "in the last iterate: KL(z*, z_T) / KL(z*, z_0) <= 0.5 within T steps (no rate constant is asserted: it is game-dependent); plain MWU's last iterate "
-             "moves away instead (its KL(z*, z_t) increases, Bailey & Piliouras 2018), checked on the same games."),
+    summary=("optimistic MWU's last iterate approaches the unique interior equilibrium (KL halves at "
+             "least), while plain MWU's drifts away (Daskalakis & Panageas 2019; Bailey & Piliouras 2018)"),
+    theorem=("On games with a unique interior equilibrium z*, optimistic MWU (eta = 0.5 / max|A_ij|) "
+             "converges in the last iterate: KL(z*, z_T) / KL(z*, z_0) <= 0.5 within T steps (no rate "
+             "constant is asserted: it is game-dependent); plain MWU's last iterate moves away instead (its"
+             " KL(z*, z_t) increases, Bailey & Piliouras 2018), checked on the same games."),
     source=("Daskalakis & Panageas, ITCS 2019 (arXiv:1807.04252), Thm 1.1; Wei, Lee, Zhang & Luo, ICLR 2021 "
             "(arXiv:2006.09517), Thm 3; Bailey & Piliouras, EC 2018 (arXiv:1802.05642), Thm 3.1; "
             "Run in float64."),
@@ -215,10 +217,10 @@ def _mwu_last(hp, game, state):
   return s._replace(profile=C.probs(s.log_probs))  # bug: the last iterate is reported instead of the average
 
 
-_MUTANTS.append(mutant("hedge_average_gap", "sign_flip", "x_{t+1} ∝ x_t exp(-eta u): each player descends its own payoff")(
-    swap_step(solvers.mwu, _mwu_sign, "sign_flip")))
-_MUTANTS.append(mutant("hedge_average_gap", "last_iterate", "the last iterate is reported instead of the average of x_0..x_t")(
-    swap_step(solvers.mwu, _mwu_last, "last_iterate")))
+mutant("hedge_average_gap", "sign_flip", "x_{t+1} ∝ x_t exp(-eta u): each player descends its own payoff")(
+    swap_step(solvers.mwu, _mwu_sign, "sign_flip"))
+mutant("hedge_average_gap", "last_iterate", "the last iterate is reported instead of the average of x_0..x_t")(
+    swap_step(solvers.mwu, _mwu_last, "last_iterate"))
 
 
 def _eg_no_extrapolation(hp, game, state):
@@ -241,11 +243,11 @@ def _eg_from_half(hp, game, state):
   return E.ExtragradientState(state.step + 1, state.oracle_calls + 2, avg, z_new, avg, comp)
 
 
-_MUTANTS.append(mutant("extragradient_ergodic_gap", "no_extrapolation",
+mutant("extragradient_ergodic_gap", "no_extrapolation",
        "simultaneous gradient/mirror descent-ascent: the extrapolation (half) step is missing")(
-    swap_step(solvers.extragradient, _eg_no_extrapolation, "no_extrapolation")))
-_MUTANTS.append(mutant("extragradient_ergodic_gap", "update_from_half", "the correction step starts from w_t instead of z_t")(
-    swap_step(solvers.extragradient, _eg_from_half, "update_from_half")))
+    swap_step(solvers.extragradient, _eg_no_extrapolation, "no_extrapolation"))
+mutant("extragradient_ergodic_gap", "update_from_half", "the correction step starts from w_t instead of z_t")(
+    swap_step(solvers.extragradient, _eg_from_half, "update_from_half"))
 
 
 def _omwu_variant(coef_now: float, coef_prev: float):
@@ -262,10 +264,10 @@ def _omwu_variant(coef_now: float, coef_prev: float):
 _omwu_plain = _omwu_variant(1.0, 0.0)
 _omwu_no_two = _omwu_variant(1.0, 1.0)
 
-_MUTANTS.append(mutant("optimistic_mwu_last_iterate", "no_optimism", "plain MWU: the optimistic correction -u_{t-1} + u_t is missing")(
-    swap_step(solvers.optimistic_mwu, _omwu_plain, "no_optimism")))
-_MUTANTS.append(mutant("optimistic_mwu_last_iterate", "missing_factor_2", "the step uses u_t - u_{t-1} instead of 2 u_t - u_{t-1}")(
-    swap_step(solvers.optimistic_mwu, _omwu_no_two, "missing_factor_2")))
+mutant("optimistic_mwu_last_iterate", "no_optimism", "plain MWU: the optimistic correction -u_{t-1} + u_t is missing")(
+    swap_step(solvers.optimistic_mwu, _omwu_plain, "no_optimism"))
+mutant("optimistic_mwu_last_iterate", "missing_factor_2", "the step uses u_t - u_{t-1} instead of 2 u_t - u_{t-1}")(
+    swap_step(solvers.optimistic_mwu, _omwu_no_two, "missing_factor_2"))
 
 
 CLAIMS = table((hedge_average_gap, extragradient_ergodic_gap, optimistic_mwu_last_iterate), _MUTANTS)

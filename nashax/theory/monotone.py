@@ -15,9 +15,10 @@ from nashax.core.solver import SUCCESS, run, solve
 from nashax.solvers import halpern as H
 from nashax.theory import _plot
 from nashax.theory._mutate import swap_step
-from nashax.theory.claim_types import ClaimResult, claim, mutant, result_from_ratios, table
+from nashax.theory.claim_types import ClaimResult, claim, mutant_into, result_from_ratios, table
 
-_MUTANTS = []  # this module's wrong variants, attached to its claims by `table` below
+_MUTANTS = []  # this module's wrong variants (`mutant(...)(make)` adds one), attached by `table` below
+mutant = mutant_into(_MUTANTS)
 
 
 def _linear(m):
@@ -35,8 +36,8 @@ def _fz_norm(problem, state):
 
 @claim(
     "halpern_last_iterate",
-    summary=("Halpern: ‖z_k − Tz_k‖ ≤ 2‖z_0 − z*‖/(k+1) at every k on random rotations; T = −I attains it at every"
-             " even k (Lieder 2021, Thm 2.1)"),
+    summary=("Halpern: ‖z_k − Tz_k‖ ≤ 2‖z_0 − z*‖/(k+1) at every k on random rotations; T = −I attains it "
+             "at every even k (Lieder 2021, Thm 2.1)"),
     theorem=("Halpern z_{k+1} = z_0/(k+2) + (1 - 1/(k+2)) T z_k for nonexpansive T: "
              "|z_k - T z_k| <= 2 |z_0 - z*| / (k+1) for all k; T = -I, z_0 = 1 attains it at every even k."),
     source="Lieder 2021, Optim. Lett. 15:405, Thm 2.1 (tight); PEPit halpern_iteration.",
@@ -94,11 +95,12 @@ def _eag_v_alpha_inf(alpha0_l: float, steps: int = 2_000_000) -> float:
 
 @claim(
     "eag_feg_residual",
-    summary=("EAG-C, EAG-V and FEG residual bounds ‖Fz_k‖² ≤ C‖z_0 − z*‖²/k² with their constants on random "
-             "bilinear games; FEG tight on the ρ = −1/3 instance (Yoon & Ryu 2021; Lee & Kim 2021)"),
-    theorem=("Monotone L-Lipschitz F: EAG-C (alpha = 1/(8L)) |F z_k|^2 <= 4(1+aL+a^2L^2)/(a^2(1+aL)) R^2/(k+1)^2; "
-             "EAG-V (alpha_0 = 0.618/L) |F z_k|^2 <= 4(1 + a_0 a_inf L^2)/a_inf^2 R^2/((k+1)(k+2)); "
-             "FEG |F z_k|^2 <= 4 R^2/((1/L + 2 rho)^2 k^2), tight on the rho = -1/3 instance."),
+    summary=("EAG-C, EAG-V and FEG residual bounds ‖Fz_k‖² ≤ C‖z_0 − z*‖²/k² with their constants on "
+             "random bilinear games; FEG tight on the ρ = −1/3 instance (Yoon & Ryu 2021; Lee & Kim 2021)"),
+    theorem=("Monotone L-Lipschitz F: EAG-C (alpha = 1/(8L)) |F z_k|^2 <= 4(1+aL+a^2L^2)/(a^2(1+aL)) "
+             "R^2/(k+1)^2; EAG-V (alpha_0 = 0.618/L) |F z_k|^2 <= 4(1 + a_0 a_inf L^2)/a_inf^2 "
+             "R^2/((k+1)(k+2)); FEG |F z_k|^2 <= 4 R^2/((1/L + 2 rho)^2 k^2), tight on the rho = -1/3 "
+             "instance."),
     source=("Yoon & Ryu 2021 (arXiv 2102.07922) Thms 1-2; Lee & Kim 2021 (arXiv 2106.02326) Thm 4.1."),
     subject=("solver = {'eag': factory, 'feg': factory} with the signatures of solvers.halpern.eag and "
              "solvers.halpern.feg."),
@@ -182,10 +184,10 @@ def _halpern_anchor(offset: float):
 
 _halpern_k1 = _halpern_anchor(1.0)
 _halpern_k3 = _halpern_anchor(3.0)
-_MUTANTS.append(mutant("halpern_last_iterate", "anchor_1/(k+1)", "anchor weight 1/(k+1) instead of 1/(k+2) (off by one in k)")(
-    swap_step(lambda x0: H.halpern(H.forward_step(1.0), x0=x0), _halpern_k1, "anchor_k+1")))
-_MUTANTS.append(mutant("halpern_last_iterate", "anchor_1/(k+3)", "anchor weight 1/(k+3) instead of 1/(k+2) (off by one in k)")(
-    swap_step(lambda x0: H.halpern(H.forward_step(1.0), x0=x0), _halpern_k3, "anchor_k+3")))
+mutant("halpern_last_iterate", "anchor_1/(k+1)", "anchor weight 1/(k+1) instead of 1/(k+2) (off by one in k)")(
+    swap_step(lambda x0: H.halpern(H.forward_step(1.0), x0=x0), _halpern_k1, "anchor_k+1"))
+mutant("halpern_last_iterate", "anchor_1/(k+3)", "anchor weight 1/(k+3) instead of 1/(k+2) (off by one in k)")(
+    swap_step(lambda x0: H.halpern(H.forward_step(1.0), x0=x0), _halpern_k3, "anchor_k+3"))
 
 
 def _eag_no_extrapolation(hp, problem, state):
@@ -213,10 +215,10 @@ def _feg_anchor_k2(hp, problem, state):
   return H._advance(problem, state, new, state.aux, 2 * H._cost(problem))
 
 
-_MUTANTS.append(mutant("eag_feg_residual", "eag_no_extrapolation", "EAG without its extrapolation step (anchored gradient descent)")(
-    {"eag": swap_step(H.eag, _eag_no_extrapolation, "no_extrapolation"), "feg": H.feg}))
-_MUTANTS.append(mutant("eag_feg_residual", "feg_anchor_1/(k+2)", "FEG anchored with 1/(k+2) (EAG's weight) instead of 1/(k+1)")(
-    {"eag": H.eag, "feg": swap_step(H.feg, _feg_anchor_k2, "anchor_k+2")}))
+mutant("eag_feg_residual", "eag_no_extrapolation", "EAG without its extrapolation step (anchored gradient descent)")(
+    {"eag": swap_step(H.eag, _eag_no_extrapolation, "no_extrapolation"), "feg": H.feg})
+mutant("eag_feg_residual", "feg_anchor_1/(k+2)", "FEG anchored with 1/(k+2) (EAG's weight) instead of 1/(k+1)")(
+    {"eag": H.eag, "feg": swap_step(H.feg, _feg_anchor_k2, "anchor_k+2")})
 
 
 def vr_complexity_counts(ns, eps, seeds, dim=5, eta_scale=1.0, vr=lambda eta, n: H.vr_halpern(eta)):
@@ -251,11 +253,12 @@ def vr_complexity_counts(ns, eps, seeds, dim=5, eta_scale=1.0, vr=lambda eta, n:
 
 @claim(
     "vr_halpern_complexity",
-    summary=("component evaluations to ‖Fz‖ ≤ 1e-4 as n grows 30 → 10,000 at L = 1: log-log slope ≈ 1/2 for VR-"
-             "Halpern, ≈ 1 for Halpern; the ratio at n = 10,000 is reported (Cai, Alacaoglu & Diakonikolas 2024)"),
-    theorem=("Finite sums cocoercive on average with constant L: VR-Halpern reaches |F z| <= eps in "
-             "O(n + sqrt(n) L/eps) component evaluations, deterministic Halpern in O(n L/eps): log-log slopes "
-             "in n of about 1/2 and 1 at fixed L and eps."),
+    summary=("component evaluations to ‖Fz‖ ≤ 1e-4 as n grows 30 → 10,000 at L = 1: log-log slope ≈ 1/2 "
+             "for VR-Halpern, ≈ 1 for Halpern; the ratio at n = 10,000 is reported (Cai, Alacaoglu & "
+             "Diakonikolas 2024)"),
+    theorem=("Finite sums cocoercive on average with constant L: VR-Halpern reaches |F z| <= eps in O(n + "
+             "sqrt(n) L/eps) component evaluations, deterministic Halpern in O(n L/eps): log-log slopes in "
+             "n of about 1/2 and 1 at fixed L and eps."),
     source="Cai, Alacaoglu & Diakonikolas, ICLR 2024 (arXiv 2310.02987), Thm 3.3 / Cor. 3.4.",
     cost=15,
     subject=("solver(eta, n) -> Solver on a FiniteSumOperator of n components (the real one: "
@@ -290,12 +293,12 @@ def vr_halpern_complexity(fast: bool, out_dir: str, solver=None):
 
 
 # Mutants through the public factory only, so that they survive a rewrite of VR-Halpern's inner loop.
-_MUTANTS.append(mutant("vr_halpern_complexity", "step_times_n",
+mutant("vr_halpern_complexity", "step_times_n",
        "the step n/L: the mean's average cocoercivity divided by n once more (the sum's constant for the mean)")(
-    lambda eta, n: H.vr_halpern(eta * n)))
-_MUTANTS.append(mutant("vr_halpern_complexity", "batch_n",
+    lambda eta, n: H.vr_halpern(eta * n))
+mutant("vr_halpern_complexity", "batch_n",
        "the PAGE minibatch is the whole sum, b = n instead of floor(sqrt(n)) (2n evaluations per step)")(
-    lambda eta, n: H.vr_halpern(eta, batch_size=int(n))))
+    lambda eta, n: H.vr_halpern(eta, batch_size=int(n)))
 
 
 def np_project_simplex(v: np.ndarray) -> np.ndarray:
@@ -338,8 +341,8 @@ def _affine_of(fs):
              "residual |z - Pi_C(z - F z)| (float64, independent numpy projection) is <= eps."),
     source="Cai, Alacaoglu & Diakonikolas 2024, Sec. 1 (computable exit criterion).",
     cost=15,
-    subject=("residual(problem, state) -> [] the certificate solve stops on (residual_fn of core.solver.solve; "
-             "the real one: core.operators.residual)."),
+    subject=("residual(problem, state) -> [] the certificate solve stops on (residual_fn of "
+             "core.solver.solve; the real one: core.operators.residual)."),
 )
 def exit_criterion_sound(fast: bool, out_dir: str, solver=None):
   residual = ops.residual if solver is None else solver
@@ -387,13 +390,13 @@ def _residual_squared(problem, state):
 
 
 def _residual_rms(problem, state):
-  return ops.residual(problem, state) / jnp.sqrt(state.z.size)  # bug: the root-mean-square entry, not the norm
+  return ops.residual(problem, state) / jnp.sqrt(state.z.size)  # bug: the RMS entry
 
 
-_MUTANTS.append(mutant("exit_criterion_sound", "squared", "the squared residual |z - Pi(z - F z)|^2 compared with eps")(
-    _residual_squared))
-_MUTANTS.append(mutant("exit_criterion_sound", "rms", "the root-mean-square entry |r|/sqrt(d) in place of the norm |r|")(
-    _residual_rms))
+mutant("exit_criterion_sound", "squared", "the squared residual |z - Pi(z - F z)|^2 compared with eps")(
+    _residual_squared)
+mutant("exit_criterion_sound", "rms", "the root-mean-square entry |r|/sqrt(d) in place of the norm |r|")(
+    _residual_rms)
 
 
 CLAIMS = table((

@@ -24,9 +24,10 @@ from nashax.solvers import baselines
 from nashax.solvers import nlhf as N
 from nashax.theory import _plot
 from nashax.theory._mutate import swap_step
-from nashax.theory.claim_types import ClaimResult, claim, mutant, result_from_ratios, table
+from nashax.theory.claim_types import ClaimResult, claim, mutant_into, result_from_ratios, table
 
-_MUTANTS = []  # this module's wrong variants, attached to its claims by `table` below
+_MUTANTS = []  # this module's wrong variants (`mutant(...)(make)` adds one), attached by `table` below
+mutant = mutant_into(_MUTANTS)
 
 
 def _sweep(fast: bool):
@@ -110,16 +111,17 @@ def _limit_errors(make, sizes, seeds, steps, eta_beta, a_of, base_key):
 
 @claim(
     "nash_md_last_iterate_kl",
-    summary=("Nash-MD: KL(π*_β, π_T) ≤ 8/(β²(T+1)) with η_t = 2/(β(t+2)), and its one-step inequality (Munos et "
-             "al. 2024, Thm 1)"),
+    summary=("Nash-MD: KL(π*_β, π_T) ≤ 8/(β²(T+1)) with η_t = 2/(β(t+2)), and its one-step inequality "
+             "(Munos et al. 2024, Thm 1)"),
     theorem=("Nash-MD with eta_t = 2/(beta(t+2)): KL(pi*_beta, pi_T) <= 8/(beta^2 (T+1)); the one-step "
-             "inequality KL(pi*, pi_{t+1}) <= (1 - eta beta) KL(pi*, pi_t) + 2 eta^2 for any pi and eta in (0, 1/beta); "
-             "and, exactly, with a constant step (eta beta = 1/2) the last iterate converges to the fixed point of the "
-             "geometric-mixture map, pi ∝ pi_ref exp(P pi^mu / beta), pi^mu ∝ pi^(1-eta beta) pi_ref^(eta beta) "
-             "(|pi_T - fixed point| <= 1e-10), which is not pi*_beta (distance >= 1e-6, so a solver that converges to "
-             "pi*_beta misses the fixed point by 1e4 times the tolerance)."),
-    source=("Munos et al., ICML 2024 (arXiv:2312.00886), Theorem 1 and its proof, and the Nash-MD update of section 5; "
-            "the fixed point by scipy fsolve on the update's stationarity condition. float64."),
+             "inequality KL(pi*, pi_{t+1}) <= (1 - eta beta) KL(pi*, pi_t) + 2 eta^2 for any pi and eta in "
+             "(0, 1/beta); and, exactly, with a constant step (eta beta = 1/2) the last iterate converges "
+             "to the fixed point of the geometric-mixture map, pi ∝ pi_ref exp(P pi^mu / beta), pi^mu ∝ "
+             "pi^(1-eta beta) pi_ref^(eta beta) (|pi_T - fixed point| <= 1e-10), which is not pi*_beta "
+             "(distance >= 1e-6, so a solver that converges to pi*_beta misses the fixed point by 1e4 times"
+             " the tolerance)."),
+    source=("Munos et al., ICML 2024 (arXiv:2312.00886), Theorem 1 and its proof, and the Nash-MD update of"
+            " section 5; the fixed point by scipy fsolve on the update's stationarity condition. float64."),
     cost=16,
     subject="solver(eta=None) -> Solver: Nash-MD (eta=None: the schedule 2/(beta(t+2)); a number: that constant step).",
 )
@@ -199,14 +201,14 @@ def _nash_md_double_mix(hp, game, state):
   return N._state(state.step + 1, state.oracle_calls + 1, jnp.exp(lp), lp, (), state.queries, state.key)
 
 
-_MUTANTS.append(mutant("nash_md_last_iterate_kl", "opponent_pi_t", "win rates against pi_t instead of the geometric mixture pi_t^mu")(
-    swap_step(solvers.nash_md, _nash_md_pi_t_opponent, "opponent_pi_t")))
-_MUTANTS.append(mutant("nash_md_last_iterate_kl", "arithmetic_mixture",
+mutant("nash_md_last_iterate_kl", "opponent_pi_t", "win rates against pi_t instead of the geometric mixture pi_t^mu")(
+    swap_step(solvers.nash_md, _nash_md_pi_t_opponent, "opponent_pi_t"))
+mutant("nash_md_last_iterate_kl", "arithmetic_mixture",
        "the opponent is the arithmetic mixture (1 - eta beta) pi_t + eta beta pi_ref")(
-    swap_step(solvers.nash_md, _nash_md_arithmetic, "arithmetic_mixture")))
-_MUTANTS.append(mutant("nash_md_last_iterate_kl", "double_regularisation",
+    swap_step(solvers.nash_md, _nash_md_arithmetic, "arithmetic_mixture"))
+mutant("nash_md_last_iterate_kl", "double_regularisation",
        "the regularised mirror step (another pull to pi_ref) applied on top of the mixture")(
-    swap_step(solvers.nash_md, _nash_md_double_mix, "double_regularisation")))
+    swap_step(solvers.nash_md, _nash_md_double_mix, "double_regularisation"))
 
 
 def _cycle_games(seeds: int, beta: float):
@@ -254,10 +256,12 @@ def _linear_rate_claim(name, make, eta_for, rate, title, fast, out_dir, label, t
 
 @claim(
     "egpo_linear_rate",
-    summary="EGPO: KL(π*_β, π_t) ≤ (1−ηβ)^t KL_0 with η = 1/(β+1) (Zhou et al. 2025; the rate of Cen et al. 2021)",
-    theorem=("EGPO (mirror-prox on the KL-regularised game) with eta = 1/(beta + 2 max|P - 1/2|) = 1/(beta + 1): "
-             "KL(pi*_beta, pi_t) <= (1 - eta beta)^t KL(pi*_beta, pi_0), a linear last-iterate rate; on the "
-             "deterministic 3-cycle with beta = 0.01 the bound is nearly attained (tight ratio ~0.99)."),
+    summary=("EGPO: KL(π*_β, π_t) ≤ (1−ηβ)^t KL_0 with η = 1/(β+1) (Zhou et al. 2025; the rate of Cen et "
+             "al. 2021)"),
+    theorem=("EGPO (mirror-prox on the KL-regularised game) with eta = 1/(beta + 2 max|P - 1/2|) = 1/(beta "
+             "+ 1): KL(pi*_beta, pi_t) <= (1 - eta beta)^t KL(pi*_beta, pi_0), a linear last-iterate rate; "
+             "on the deterministic 3-cycle with beta = 0.01 the bound is nearly attained (tight ratio "
+             "~0.99)."),
     source=("Zhou, Fazel & Du, arXiv:2503.08942 (linear last-iterate convergence, abstract) with the rate of "
             "Cen, Wei & Chi, NeurIPS 2021 (arXiv:2105.15186), Thm 1, for the same update; the constant is "
             "checked numerically here. float64."),
@@ -288,20 +292,22 @@ def _egpo_from_half(hp, game, state):
   return N._state(state.step + 1, state.oracle_calls + 2, jnp.exp(lp), lp, (), state.queries, state.key)
 
 
-_MUTANTS.append(mutant("egpo_linear_rate", "no_extragradient", "plain mirror descent: the half step is missing")(
-    swap_step(solvers.egpo, _md_step, "no_extragradient")))
-_MUTANTS.append(mutant("egpo_linear_rate", "update_from_half",
+mutant("egpo_linear_rate", "no_extragradient", "plain mirror descent: the half step is missing")(
+    swap_step(solvers.egpo, _md_step, "no_extragradient"))
+mutant("egpo_linear_rate", "update_from_half",
        "the correction step starts from pi_{t+1/2} instead of pi_t (two mirror-descent steps)")(
-    swap_step(solvers.egpo, _egpo_from_half, "update_from_half")))
+    swap_step(solvers.egpo, _egpo_from_half, "update_from_half"))
 
 
 @claim(
     "mpo_linear_rate",
-    summary="MPO / magnetic mirror descent: KL_t ≤ KL_0/(1+ηβ)^t with η = 4β (Sokota et al. 2023, Thm 3.4)",
-    theorem=("Magnetic mirror descent (MPO's inner loop) with eta = tau / L^2, L = 1/2 the Lipschitz constant of "
-             "pi -> (P - 1/2) pi from l1 to l-inf: KL(pi*_beta, pi_t) <= KL(pi*_beta, pi_0) / (1 + eta beta)^t."),
-    source=("Sokota et al., ICLR 2023 (arXiv:2206.05825), Thm 3.4; Wang et al., ICLR 2025 (arXiv:2410.16714), "
-            "MPO. float64."),
+    summary=("MPO / magnetic mirror descent: KL_t ≤ KL_0/(1+ηβ)^t with η = 4β (Sokota et al. 2023, Thm "
+             "3.4)"),
+    theorem=("Magnetic mirror descent (MPO's inner loop) with eta = tau / L^2, L = 1/2 the Lipschitz "
+             "constant of pi -> (P - 1/2) pi from l1 to l-inf: KL(pi*_beta, pi_t) <= KL(pi*_beta, pi_0) / "
+             "(1 + eta beta)^t."),
+    source=("Sokota et al., ICLR 2023 (arXiv:2206.05825), Thm 3.4; Wang et al., ICLR 2025 "
+            "(arXiv:2410.16714), MPO. float64."),
     subject="solver(eta, init_scale=...) -> Solver: MPO with the game's beta as tau (the signature of solvers.mpo).",
 )
 def mpo_linear_rate(fast: bool, out_dir: str, solver=None):
@@ -329,20 +335,20 @@ def _mmd_no_denominator(hp, game, state):
   return N._state(state.step + 1, state.oracle_calls + 1, jnp.exp(lp), lp, (magnet,), state.queries, state.key)
 
 
-_MUTANTS.append(mutant("mpo_linear_rate", "magnet_sign", "the magnet term enters with the wrong sign (log pi - eta tau log magnet)")(
-    swap_step(solvers.mpo, _mmd_magnet_sign, "magnet_sign")))
-_MUTANTS.append(mutant("mpo_linear_rate", "no_denominator", "the closed form's division by 1 + eta tau is dropped")(
-    swap_step(solvers.mpo, _mmd_no_denominator, "no_denominator")))
+mutant("mpo_linear_rate", "magnet_sign", "the magnet term enters with the wrong sign (log pi - eta tau log magnet)")(
+    swap_step(solvers.mpo, _mmd_magnet_sign, "magnet_sign"))
+mutant("mpo_linear_rate", "no_denominator", "the closed form's division by 1 + eta tau is dropped")(
+    swap_step(solvers.mpo, _mmd_no_denominator, "no_denominator"))
 
 
 @claim(
     "inpo_last_iterate_kl",
     summary="INPO: KL(π*, π_T) ≤ 32C²/(β²(T+1)) (Zhang et al. 2025, Thm 4)",
-    theorem=("INPO with eta_t = 2/(beta(t+2)) (the paper's inverse step beta(t+2)/2): KL(pi*, pi_T) <= "
-             "32 C^2/(beta^2 (T+1)), C = max(B beta, 1), with B = max(S_0, 1/beta) >= |log(pi_t/pi_ref)| fixed in "
-             "advance (S_0 = max - min of log(pi_0/pi_ref): the update contracts the spread of log(pi/pi_ref) toward "
-             "at most 1/beta); and, exactly, with a constant step (eta beta = 1/2) the last iterate converges to "
-             "pi*_beta itself (|pi_T - pi*_beta| <= 1e-10)."),
+    theorem=("INPO with eta_t = 2/(beta(t+2)) (the paper's inverse step beta(t+2)/2): KL(pi*, pi_T) <= 32 "
+             "C^2/(beta^2 (T+1)), C = max(B beta, 1), with B = max(S_0, 1/beta) >= |log(pi_t/pi_ref)| fixed"
+             " in advance (S_0 = max - min of log(pi_0/pi_ref): the update contracts the spread of "
+             "log(pi/pi_ref) toward at most 1/beta); and, exactly, with a constant step (eta beta = 1/2) "
+             "the last iterate converges to pi*_beta itself (|pi_T - pi*_beta| <= 1e-10)."),
     source=("Zhang et al., ICLR 2025 (arXiv:2407.00617), eq. 5 and Theorem 4; pi*_beta by scipy fsolve on "
             "pi ∝ pi_ref exp(P pi / beta). float64."),
     subject="solver(eta, schedule=...) -> Solver: INPO (the signature of solvers.inpo).",
@@ -409,12 +415,12 @@ def _inpo_double_decay(hp, game, state):
   return N._state(state.step + 1, state.oracle_calls + 1, jnp.exp(lp), lp, (), state.queries, state.key)
 
 
-_MUTANTS.append(mutant("inpo_last_iterate_kl", "nash_md_step", "Nash-MD's update (win rates against the mixture) in place of INPO's")(
-    swap_step(solvers.inpo, _inpo_nash_md_step, "nash_md_step")))
-_MUTANTS.append(mutant("inpo_last_iterate_kl", "no_reference", "the eta beta log pi_ref term is dropped")(
-    swap_step(solvers.inpo, _inpo_no_ref, "no_reference")))
-_MUTANTS.append(mutant("inpo_last_iterate_kl", "factor_2_decay", "log pi_t is decayed by 1 - 2 eta beta instead of 1 - eta beta")(
-    swap_step(solvers.inpo, _inpo_double_decay, "factor_2_decay")))
+mutant("inpo_last_iterate_kl", "nash_md_step", "Nash-MD's update (win rates against the mixture) in place of INPO's")(
+    swap_step(solvers.inpo, _inpo_nash_md_step, "nash_md_step"))
+mutant("inpo_last_iterate_kl", "no_reference", "the eta beta log pi_ref term is dropped")(
+    swap_step(solvers.inpo, _inpo_no_ref, "no_reference"))
+mutant("inpo_last_iterate_kl", "factor_2_decay", "log pi_t is decayed by 1 - 2 eta beta instead of 1 - eta beta")(
+    swap_step(solvers.inpo, _inpo_double_decay, "factor_2_decay"))
 
 
 def _unreg_games(k: int, seeds: int):
@@ -435,10 +441,11 @@ def _profiles(solver, gs, steps):
 
 @claim(
     "sppo_average_gap",
-    summary="SPPO: average-iterate gap = 2·Reg/T ≤ √(2 ln K/T) from the uniform start (Wu et al. 2025, Thm 4.1)",
-    theorem=("SPPO (Hedge on win rates, unregularised game) from the uniform policy with eta = sqrt(8 ln K / T): the "
-             "average of pi_0..pi_{N-1} has Gap_0 = 2 Reg_N / N <= 2 (ln K / eta + eta N / 8) / N, which is "
-             "sqrt(2 ln K / T) at N = T."),
+    summary=("SPPO: average-iterate gap = 2·Reg/T ≤ √(2 ln K/T) from the uniform start (Wu et al. 2025, "
+             "Thm 4.1)"),
+    theorem=("SPPO (Hedge on win rates, unregularised game) from the uniform policy with eta = sqrt(8 ln K "
+             "/ T): the average of pi_0..pi_{N-1} has Gap_0 = 2 Reg_N / N <= 2 (ln K / eta + eta N / 8) / "
+             "N, which is sqrt(2 ln K / T) at N = T."),
     source=("Wu et al., ICLR 2025 (arXiv:2405.00675), Theorem 4.1, with the explicit Hedge constant of "
             "Cesa-Bianchi & Lugosi 2006, Thm 2.2. Uniform start (the bound's assumption). float64."),
     subject="solver(eta, iterate='last', init_scale=0.0) -> Solver: SPPO (the signature of solvers.sppo).",
@@ -484,21 +491,22 @@ def _sppo_ref_opponent(hp, game, state):
   return N._state(state.step + 1, state.oracle_calls + 1, jnp.exp(lp), lp, state.aux, state.queries, state.key)
 
 
-_MUTANTS.append(mutant("sppo_average_gap", "sign_flip", "pi_{t+1} ∝ pi_t exp(-eta P pi_t): the win rate is descended")(
-    swap_step(solvers.sppo, _sppo_sign, "sign_flip")))
-_MUTANTS.append(mutant("sppo_average_gap", "reference_opponent", "win rates against pi_ref instead of the current policy pi_t")(
-    swap_step(solvers.sppo, _sppo_ref_opponent, "reference_opponent")))
+mutant("sppo_average_gap", "sign_flip", "pi_{t+1} ∝ pi_t exp(-eta P pi_t): the win rate is descended")(
+    swap_step(solvers.sppo, _sppo_sign, "sign_flip"))
+mutant("sppo_average_gap", "reference_opponent", "win rates against pi_ref instead of the current policy pi_t")(
+    swap_step(solvers.sppo, _sppo_ref_opponent, "reference_opponent"))
 
 
 @claim(
     "onpo_average_gap",
-    summary=("ONPO / optimistic Hedge: average gap ≤ 2(ln K/η + η·Σ‖r_t − r_{t−1}‖²)/T with a bounded path length,"
-             " i.e. O(1/T) (RVU, Syrgkanis et al. 2015)"),
-    theorem=("Optimistic mirror descent (ONPO; optimistic Hedge in self-play) from the uniform policy: the average "
-             "of pi_0..pi_{N-1} has Gap_0 = 2 Reg_N / N <= 2 (ln K / eta + eta S_N) / N with "
-             "S_N = sum_t ||r_t - r_{t-1}||_inf^2 (r_{-1} = 0), and S_N stays bounded, so the gap is O(1/T)."),
+    summary=("ONPO / optimistic Hedge: average gap ≤ 2(ln K/η + η·Σ‖r_t − r_{t−1}‖²)/T with a bounded path"
+             " length, i.e. O(1/T) (RVU, Syrgkanis et al. 2015)"),
+    theorem=("Optimistic mirror descent (ONPO; optimistic Hedge in self-play) from the uniform policy: the "
+             "average of pi_0..pi_{N-1} has Gap_0 = 2 Reg_N / N <= 2 (ln K / eta + eta S_N) / N with S_N = "
+             "sum_t ||r_t - r_{t-1}||_inf^2 (r_{-1} = 0), and S_N stays bounded, so the gap is O(1/T)."),
     source=("Zhang et al., arXiv:2502.16852 (ONPO, O(1/T) duality gap); the RVU bound of optimistic Hedge: "
-            "Syrgkanis, Agarwal, Luo & Schapire, NeurIPS 2015, Prop. 7 (negative term dropped). Uniform start (the bound's ln K). float64."),
+            "Syrgkanis, Agarwal, Luo & Schapire, NeurIPS 2015, Prop. 7 (negative term dropped). Uniform "
+            "start (the bound's ln K). float64."),
     subject="solver(eta, init_scale=0.0) -> Solver: ONPO (the signature of solvers.onpo).",
 )
 def onpo_average_gap(fast: bool, out_dir: str, solver=None):
@@ -557,16 +565,16 @@ def _onpo_stale(hp, game, state):
                   state.key)
 
 
-_MUTANTS.append(mutant("onpo_average_gap", "no_optimism", "plain Hedge (the optimistic half step is missing)")(
-    swap_step(solvers.onpo, _onpo_no_optimism, "no_optimism")))
-_MUTANTS.append(mutant("onpo_average_gap", "stale_base_step", "the base step pi'_{t+1} uses r_{t-1} instead of r_t")(
-    swap_step(solvers.onpo, _onpo_stale, "stale_base_step")))
+mutant("onpo_average_gap", "no_optimism", "plain Hedge (the optimistic half step is missing)")(
+    swap_step(solvers.onpo, _onpo_no_optimism, "no_optimism"))
+mutant("onpo_average_gap", "stale_base_step", "the base step pi'_{t+1} uses r_{t-1} instead of r_t")(
+    swap_step(solvers.onpo, _onpo_stale, "stale_base_step"))
 
 
 @claim(
     "bt_rlhf_vs_minimax_winner",
-    summary=("on the 3-rater Condorcet cycle the Bradley-Terry RLHF optimum is nearly pure and far (TV ≥ 0.3) from"
-             " the minimax winner (LP = closed form)"),
+    summary=("on the 3-rater Condorcet cycle the Bradley-Terry RLHF optimum is nearly pure and far (TV ≥ "
+             "0.3) from the minimax winner (LP = closed form)"),
     theorem=("On the 3-rater Condorcet cycle (shares 1/3-eps, 1/3+eps/2, 1/3+eps/2) the minimax winner is "
              "(1/3+eps/2, 1/3+eps/2, 1/3-eps) (LP), while the Bradley-Terry RLHF optimum (beta = 0.01) is "
              "nearly pure and jumps between y1 and y2 as eps changes sign: TV(RLHF, minimax winner) >= 0.3."),
@@ -617,25 +625,28 @@ def _rlhf_inverse_beta(game, **kw):
   return solvers.rlhf_optimum(game.regularized(1.0 / game.beta, jnp.exp(game.log_ref)), **kw)
 
 
-_MUTANTS.append(mutant("bt_rlhf_vs_minimax_winner", "pure_maximin",
+mutant("bt_rlhf_vs_minimax_winner", "pure_maximin",
        "the minimax winner read as the pure response with the best worst-case win rate (no LP)")(
-    (_pure_maximin, solvers.rlhf_optimum)))
-_MUTANTS.append(mutant("bt_rlhf_vs_minimax_winner", "rlhf_inverse_beta", "the RLHF optimum uses 1/beta as its KL weight")(
-    (solvers.minimax_winners, _rlhf_inverse_beta)))
+    (_pure_maximin, solvers.rlhf_optimum))
+mutant("bt_rlhf_vs_minimax_winner", "rlhf_inverse_beta", "the RLHF optimum uses 1/beta as its KL weight")(
+    (solvers.minimax_winners, _rlhf_inverse_beta))
 
 
 @claim(
     "maxmin_rlhf_impossibility",
-    summary=("pooled single-reward RLHF leaves the minority an alignment gap growing with reward distance and "
-             "majority share; MaxMin-RLHF's worst group does at least as well (Chakraborty et al. 2024)"),
-    theorem=("Two Bradley-Terry populations (shares eta_1 >= 1/2 and 1 - eta_1): single-reward RLHF on pooled data "
-             "leaves the minority an alignment gap F_2(pi*_2) - F_2(pi_single) > 0 that grows with the distance "
-             "between the rewards and with the majority share (Spearman > 0.9), while MaxMin-RLHF's worst group "
-             "does at least as well: min_u F_u(pi_maxmin) >= min_u F_u(pi_single) - 1e-9; and MaxMin-RLHF's policy "
-             "attains the max-min value: |min_u F_u(pi_maxmin) - V*| <= 1e-4 (1 + |V*|), V* by an independent scipy "
-             "convex solve of the dual min_w beta log sum_y pi_ref e^{(w r_1 + (1-w) r_2)/beta}."),
-    source=("Chakraborty et al., ICML 2024 (arXiv:2402.08925), Theorem 1 (impossibility) and the MaxMin objective; "
-            "Sion's minimax theorem for the dual; scipy minimize_scalar (bounded, xatol 1e-12). float64."),
+    summary=("pooled single-reward RLHF leaves the minority an alignment gap growing with reward distance "
+             "and majority share; MaxMin-RLHF's worst group does at least as well (Chakraborty et al. "
+             "2024)"),
+    theorem=("Two Bradley-Terry populations (shares eta_1 >= 1/2 and 1 - eta_1): single-reward RLHF on "
+             "pooled data leaves the minority an alignment gap F_2(pi*_2) - F_2(pi_single) > 0 that grows "
+             "with the distance between the rewards and with the majority share (Spearman > 0.9), while "
+             "MaxMin-RLHF's worst group does at least as well: min_u F_u(pi_maxmin) >= min_u F_u(pi_single)"
+             " - 1e-9; and MaxMin-RLHF's policy attains the max-min value: |min_u F_u(pi_maxmin) - V*| <= "
+             "1e-4 (1 + |V*|), V* by an independent scipy convex solve of the dual min_w beta log sum_y "
+             "pi_ref e^{(w r_1 + (1-w) r_2)/beta}."),
+    source=("Chakraborty et al., ICML 2024 (arXiv:2402.08925), Theorem 1 (impossibility) and the MaxMin "
+            "objective; Sion's minimax theorem for the dual; scipy minimize_scalar (bounded, xatol 1e-12). "
+            "float64."),
     subject="solver(rewards [U, n], beta, pi_ref, steps=...) -> MaxMinSolution (the signature of solvers.maxmin_rlhf).",
 )
 def maxmin_rlhf_impossibility(fast: bool, out_dir: str, solver=None):
@@ -714,10 +725,10 @@ def _maxmin_variant(sign: float, fixed: bool):
   return solve
 
 
-_MUTANTS.append(mutant("maxmin_rlhf_impossibility", "dual_ascent",
-       "the dual weights w ascend E_{pi_w}[r_u] (sign flip): the best-off group gets the weight")(_maxmin_variant(1.0, False)))
-_MUTANTS.append(mutant("maxmin_rlhf_impossibility", "fixed_weights", "the group weights are never updated (uniform pooled objective)")(
-    _maxmin_variant(-1.0, True)))
+mutant("maxmin_rlhf_impossibility", "dual_ascent",
+       "the dual weights w ascend E_{pi_w}[r_u] (sign flip): the best-off group gets the weight")(_maxmin_variant(1.0, False))
+mutant("maxmin_rlhf_impossibility", "fixed_weights", "the group weights are never updated (uniform pooled objective)")(
+    _maxmin_variant(-1.0, True))
 
 
 CLAIMS = table((

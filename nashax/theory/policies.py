@@ -10,8 +10,8 @@ import numpy as np
 
 from nashax.theory.claim_types import ClaimResult, claim, result_from_ratios, table
 
-# One layer and 100 steps in both modes: the stated tolerance holds with a margin there (measured: Nash-MD 0.008,
-# INPO 0.011, EGPO 0.002, iterative DPO 0.108), and the claim was the costliest of the full run at 2 layers.
+# One layer and 100 steps in both modes: the stated tolerance holds with a margin there (measured:
+# Nash-MD 0.008, INPO 0.011, EGPO 0.002, iterative DPO 0.108); at 2 layers the claim cost the most.
 _CONFIG = {
     "name": "policy_nash_vs_dpo",
     "model": {"vocab_size": 4, "num_layers": 1, "num_heads": 2, "embed_dim": 16, "max_len": 8},
@@ -25,19 +25,20 @@ TOL = 0.02  # absolute tolerance on the final exploitability (the regularised eq
 
 @claim(
     "policy_nash_beats_iterative_dpo",
-    summary=("a transformer trained with Nash-MD-PG, INPO or EGPO against a 3-class cyclic oracle ends within 0.02 "
-             "of the KL-regularised equilibrium's exploitability (0), from a start at 0.04; iterative DPO, chasing "
-             "the cycle, ends above 0.04"),
-    theorem=("On a 3-class cyclic preference oracle over 3-token responses (27 responses, exact exploitability of "
-             "the KL-regularised game, beta = 0.1, by enumeration), a 1-layer transformer trained for 100 steps "
-             "with Nash-MD-PG, INPO or EGPO (sampled) from a random start (exploitability 0.042) ends within the "
-             "absolute tolerance 0.02 of the regularised equilibrium, whose exploitability is 0, while iterative "
-             "DPO, whose Bradley-Terry fit chases the cycle, ends above 2 x 0.02. SPPO is not in the sweep: it "
-             "has no KL term toward pi_ref, so its target is the unregularised game, and its last iterate "
-             "(multiplicative weights on win rates) cycles around that game's equilibrium rather than "
-             "approaching the regularised one."),
-    source=("Munos et al. 2024 (Nash-MD-PG), Zhang et al. 2025 (INPO), Zhou et al. 2025 (EGPO) against Xiong et "
-            "al. 2024 (iterative DPO); the exact gap formula of nashax.policies.oracles (the K-class reduction)."),
+    summary=("a transformer trained with Nash-MD-PG, INPO or EGPO against a 3-class cyclic oracle ends "
+             "within 0.02 of the KL-regularised equilibrium's exploitability (0), from a start at 0.04; "
+             "iterative DPO, chasing the cycle, ends above 0.04"),
+    theorem=("On a 3-class cyclic preference oracle over 3-token responses (27 responses, exact "
+             "exploitability of the KL-regularised game, beta = 0.1, by enumeration), a 1-layer transformer"
+             " trained for 100 steps with Nash-MD-PG, INPO or EGPO (sampled) from a random start "
+             "(exploitability 0.042) ends within the absolute tolerance 0.02 of the regularised "
+             "equilibrium, whose exploitability is 0, while iterative DPO, whose Bradley-Terry fit chases "
+             "the cycle, ends above 2 x 0.02. SPPO is not in the sweep: it has no KL term toward pi_ref, so"
+             " its target is the unregularised game, and its last iterate (multiplicative weights on win "
+             "rates) cycles around that game's equilibrium rather than approaching the regularised one."),
+    source=("Munos et al. 2024 (Nash-MD-PG), Zhang et al. 2025 (INPO), Zhou et al. 2025 (EGPO) against "
+            "Xiong et al. 2024 (iterative DPO); the exact gap formula of nashax.policies.oracles (the "
+            "K-class reduction)."),
     cost=60,
 )
 def policy_nash_beats_iterative_dpo(fast: bool, out_dir: str) -> ClaimResult:
@@ -56,7 +57,8 @@ def policy_nash_beats_iterative_dpo(fast: bool, out_dir: str) -> ClaimResult:
   # Nash methods: final <= TOL; iterative DPO: 2 TOL / final <= 1.
   measured = np.array([final[a] for a in nash] + [2 * TOL])
   bound = np.array([TOL] * len(nash) + [final["iterative_dpo"]])
-  details = (f"1 layer, 100 steps (fast and full), batch 64, beta = 0.1, tolerance {TOL}; final exploitability "
+  details = (f"1 layer, 100 steps (fast and full), batch 64, beta = 0.1, tolerance {TOL}; final "
+             "exploitability "
              "(mean of the last two evaluations): " + ", ".join(f"{a} {v:.4f}" for a, v in final.items())
              + "; at step 0: " + ", ".join(f"{a} {v:.4f}" for a, v in start.items()))
   return result_from_ratios("policy_nash_beats_iterative_dpo", measured, bound, details,

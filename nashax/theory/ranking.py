@@ -13,9 +13,10 @@ import itertools
 
 from nashax.solvers import alpharank as A
 from nashax.theory import _plot
-from nashax.theory.claim_types import ClaimResult, claim, mutant, result_from_ratios, table
+from nashax.theory.claim_types import ClaimResult, claim, mutant_into, result_from_ratios, table
 
-_MUTANTS = []  # this module's wrong variants, attached to its claims by `table` below
+_MUTANTS = []  # this module's wrong variants (`mutant(...)(make)` adds one), attached by `table` below
+mutant = mutant_into(_MUTANTS)
 
 _D = decimal.Context(prec=60)
 
@@ -110,18 +111,20 @@ def _sink_mask(adj: np.ndarray) -> np.ndarray:
 
 @claim(
     "alpharank_limits",
-    summary=("alpha-rank of RPS is uniform for every α; the mass off the sink components of the response graph "
-             "vanishes as α grows (≤ 1e-9 at α = 10⁴, 0 at α = ∞); ‖πC − π‖₁ ≤ 1e-10 (Omidshafiei et al. 2019)"),
-    theorem=("alpha-rank equals an independent 60-digit computation from the published fixation probabilities "
-             "(|pi - pi_ref|_inf <= 1e-10 on random 3x3 one-population and 3x3 two-population games, alpha in "
-             "{0.1, 1, 5}); on two-strategy games pi_1/pi_2 = rho_21/rho_12 (relative error <= 1e-9); "
-             "alpha-rank of rock-paper-scissors is uniform for every alpha (one and two populations); as alpha "
-             "grows the stationary mass leaves every profile outside the sink strongly connected components of the "
-             "response graph (mass off the sinks <= 1e-9 at alpha = 1e4 and exactly 0 at alpha = inf); the "
-             "stationary distribution is invariant (|pi C - pi|_1 <= 1e-10)."),
-    source=("Omidshafiei et al., Sci. Rep. 2019 (arXiv:1903.01373), Sec. 3 and Thm 2.1.3 (infinite-alpha limit on "
-            "the sink components / Markov-Conley chains); the fixation probability of the Moran process "
-            "(Nowak, Evolutionary Dynamics, 2006, eq. 6.13). Sink components by scipy. float64."),
+    summary=("alpha-rank of RPS is uniform for every α; the mass off the sink components of the response "
+             "graph vanishes as α grows (≤ 1e-9 at α = 10⁴, 0 at α = ∞); ‖πC − π‖₁ ≤ 1e-10 (Omidshafiei et"
+             " al. 2019)"),
+    theorem=("alpha-rank equals an independent 60-digit computation from the published fixation "
+             "probabilities (|pi - pi_ref|_inf <= 1e-10 on random 3x3 one-population and 3x3 two-population"
+             " games, alpha in {0.1, 1, 5}); on two-strategy games pi_1/pi_2 = rho_21/rho_12 (relative "
+             "error <= 1e-9); alpha-rank of rock-paper-scissors is uniform for every alpha (one and two "
+             "populations); as alpha grows the stationary mass leaves every profile outside the sink "
+             "strongly connected components of the response graph (mass off the sinks <= 1e-9 at alpha = "
+             "1e4 and exactly 0 at alpha = inf); the stationary distribution is invariant (|pi C - pi|_1 <="
+             " 1e-10)."),
+    source=("Omidshafiei et al., Sci. Rep. 2019 (arXiv:1903.01373), Sec. 3 and Thm 2.1.3 (infinite-alpha "
+            "limit on the sink components / Markov-Conley chains); the fixation probability of the Moran "
+            "process (Nowak, Evolutionary Dynamics, 2006, eq. 6.13). Sink components by scipy. float64."),
     cost=7,
     subject=("solver(payoffs, alpha, m, single_population=False) -> AlphaRank (the signature of "
              "solvers.alpharank.alpharank; jit/vmap-able over alpha)."),
@@ -238,13 +241,13 @@ def _fix_half_alpha(df, alpha, m):
   return A.fixation_log_prob(df / 2.0, alpha, m)  # bug: a factor 1/2 in the selection intensity
 
 
-_MUTANTS.append(mutant("alpharank_limits", "fixation_m_minus_1", "the fixation probability uses m - 1 in place of m (off by one)")(
-    _wrong_alpharank(_fix_m_minus_1)))
-_MUTANTS.append(mutant("alpharank_limits", "fixation_half_alpha", "the selection intensity alpha enters halved (alpha Delta f / 2)")(
-    _wrong_alpharank(_fix_half_alpha)))
-_MUTANTS.append(mutant("alpharank_limits", "self_interaction",
+mutant("alpharank_limits", "fixation_m_minus_1", "the fixation probability uses m - 1 in place of m (off by one)")(
+    _wrong_alpharank(_fix_m_minus_1))
+mutant("alpharank_limits", "fixation_half_alpha", "the selection intensity alpha enters halved (alpha Delta f / 2)")(
+    _wrong_alpharank(_fix_half_alpha))
+mutant("alpharank_limits", "self_interaction",
        "one population: the mutant's fitness counts itself (p/m instead of (p-1)/(m-1))")(
-    _wrong_alpharank(A.fixation_log_prob, single_fitness_self=True)))
+    _wrong_alpharank(A.fixation_log_prob, single_fitness_self=True))
 
 
 def _gapped_bernoulli(rng, shape, min_gap):
@@ -276,18 +279,18 @@ def _least_count(c: float, gap: float, log_term: float) -> float:
 @claim(
     "response_graph_ucb_guarantees",
     summary=("ResponseGraphUCB's empirical error rate ≤ δ over many seeds, and its samples ≤ N + 2Σ_e⌊8 "
-             "log(2KN/δ)/Δ_e²⌋ (an edge resolves once both Hoeffding widths are below Δ_e/4) (Rowland et al. 2019,"
-             " Alg. 1, Thm 4.1)"),
-    theorem=("ResponseGraphUCB with time-uniform Hoeffding intervals (delta_n = delta' 6/(pi^2 n^2), delta' = "
-             "delta/(K N)) returns the true response graph with probability >= 1 - delta (error rate / delta <= 1 "
-             "over many seeds) and, on that event, uses at most N + 2 sum_e n*_8(Delta_e) samples, n*_c the least "
-             "n >= c log(2/delta_n)/Delta^2; on single-edge instances the per-profile count is close to the "
-             "stopping point n*_2 where the two intervals meet (median / n*_2 in [0.8, 1.25]) and the samples grow "
-             "like log(1/delta)/Delta^2 along a sweep of Delta (log-log slope within 0.15 of the closed form's, "
-             "which is about 2.2)."),
+             "log(2KN/δ)/Δ_e²⌋ (an edge resolves once both Hoeffding widths are below Δ_e/4) (Rowland et "
+             "al. 2019, Alg. 1, Thm 4.1)"),
+    theorem=("ResponseGraphUCB with time-uniform Hoeffding intervals (delta_n = delta' 6/(pi^2 n^2), delta'"
+             " = delta/(K N)) returns the true response graph with probability >= 1 - delta (error rate / "
+             "delta <= 1 over many seeds) and, on that event, uses at most N + 2 sum_e n*_8(Delta_e) "
+             "samples, n*_c the least n >= c log(2/delta_n)/Delta^2; on single-edge instances the per-"
+             "profile count is close to the stopping point n*_2 where the two intervals meet (median / n*_2"
+             " in [0.8, 1.25]) and the samples grow like log(1/delta)/Delta^2 along a sweep of Delta (log-"
+             "log slope within 0.15 of the closed form's, which is about 2.2)."),
     source=("Rowland et al., NeurIPS 2019 (arXiv:1909.09849), Algorithm 1 and Theorem 4.1 (uniform edge "
-            "selection); the time-uniform union bound sum_n 6/(pi^2 n^2) = 1. The counts are derived for this "
-            "implementation (each pick of an edge samples both endpoints)."),
+            "selection); the time-uniform union bound sum_n 6/(pi^2 n^2) = 1. The counts are derived for "
+            "this implementation (each pick of an edge samples both endpoints)."),
     cost=10,
     subject="solver(key, means [K, a_1, ..., a_K], delta) -> ResponseGraphEstimate (solvers.ranking.response_graph_ucb).",
 )
@@ -364,11 +367,11 @@ def _ucb_no_half(key, means, delta, max_samples=10**6):
   return R._ucb(key, jnp.asarray(means), float(delta), max_samples, width)
 
 
-_MUTANTS.append(mutant("response_graph_ucb_guarantees", "fixed_n_hoeffding",
+mutant("response_graph_ucb_guarantees", "fixed_n_hoeffding",
        "fixed-n Hoeffding intervals (delta' for every n) re-checked after every sample: no time-uniform union")(
-    _ucb_fixed_n))
-_MUTANTS.append(mutant("response_graph_ucb_guarantees", "hoeffding_missing_2", "the width sqrt(log(2/delta_n)/n) (Hoeffding's 2n as n)")(
-    _ucb_no_half))
+    _ucb_fixed_n)
+mutant("response_graph_ucb_guarantees", "hoeffding_missing_2", "the width sqrt(log(2/delta_n)/n) (Hoeffding's 2n as n)")(
+    _ucb_no_half)
 
 
 CLAIMS = table((alpharank_limits, response_graph_ucb_guarantees), _MUTANTS)

@@ -1,4 +1,4 @@
-"""The names the claims used to be reached by, kept for one release, and the decorators for a user's own claims.
+"""The names the claims were reached by (kept for one release) and the decorators for a user's claims.
 
 The built-in claims are tables (``nashax.theory.CLAIMS``); ``claim`` and
 ``mutant`` here add a user's claim and its mutants to ``runner``'s user
@@ -21,7 +21,8 @@ from nashax.theory.claim_types import Claim, ClaimResult, Mutant, result_from_ra
 from nashax.theory.report import claims_markdown, write_report
 from nashax.theory.runner import claims, mutants, register, run_claim, run_claims, unregister
 
-__all__ = ["Claim", "ClaimResult", "Mutant", "claim", "claims", "claims_markdown", "mutant", "mutants", "register",
+__all__ = ["Claim", "ClaimResult", "Mutant", "claim", "claims", "claims_markdown", "mutant", "mutants",
+           "register",
            "result_from_ratios", "run_claim", "run_claims", "unregister", "write_report"]
 
 
@@ -53,7 +54,8 @@ def mutant(claim_name: str, name: str, bug: str):
     c = runner._USER.get(claim_name)
     if c is None or not c.subject:
       raise ValueError(f"claim_name: {claim_name!r} is not a user claim with a subject")
-    (new,) = claim_types.table((dataclasses.replace(c, mutants=()),), c.mutants + (Mutant(claim_name, name, bug, make),))
+    added = c.mutants + (Mutant(claim_name, name, bug, make),)
+    (new,) = claim_types.table((dataclasses.replace(c, mutants=()),), added)
     runner._USER[claim_name] = new
     return make
 

@@ -1,4 +1,4 @@
-"""Runs claims: the built-in tables (``nashax.theory.CLAIMS``) and the user's, in this or in worker processes."""
+"""Runs claims: the built-in tables (``nashax.theory.CLAIMS``) and the user's, here or in worker processes."""
 
 from __future__ import annotations
 
@@ -172,7 +172,8 @@ def run_claims(pattern: Optional[str] = None, fast: bool = False, out_dir: str =
   ctx = multiprocessing.get_context("spawn")
   with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
     # Longest first (a stable sort keeps registration order among equals).
-    futures = {pool.submit(_run_by_name, c.name, fast, out_dir): c for c in sorted(remote, key=lambda c: -c.cost)}
+    by_cost = sorted(remote, key=lambda c: -c.cost)
+    futures = {pool.submit(_run_by_name, c.name, fast, out_dir): c for c in by_cost}
     for f in concurrent.futures.as_completed(futures):
       c = futures[f]
       try:
