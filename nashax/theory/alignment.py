@@ -33,7 +33,7 @@ mutant = mutant_into(_MUTANTS)
              " region Delta < 0 grows with beta_H and as sigma shrinks."),
     source=("Hadfield-Menell, Dragan, Abbeel, Russell, IJCAI 2017 (arXiv:1611.08219), eq. 1, Thm 1, eq. 7; "
             "Monte Carlo values 0.2668 and 0.1718-0.1721. float64."),
-    cost=8,
+    cost=15,
     subject="solver(mu, sigma, beta_h, method=..., num_points=...) -> Delta (the signature of A.off_switch_incentive).",
 )
 def off_switch_incentive(fast: bool, out_dir: str, solver=None) -> ClaimResult:
@@ -164,6 +164,7 @@ def _discordant(a: np.ndarray, b: np.ndarray) -> int:
             "ranking); the regret bound is the strongly convex FTRL bound (Orabona, 'A Modern Introduction "
             "to Online Learning', ch. 7) with Pinsker's 1-strong convexity of KL, derived here. float64."),
     subject="solver(game, num_steps, eta_g, eta_d) -> PiKLTrace (the signature of A.pikl).",
+    cost=7,
 )
 def consensus_game_pikl(fast: bool, out_dir: str, solver=None) -> ClaimResult:
   pikl = A.pikl if solver is None else solver
@@ -234,6 +235,7 @@ mutant("consensus_game_pikl", "anchor_current", "the KL anchor is the current po
             "certificate). float64."),
     subject=("solver(game) -> (value, attacker x, defender y) of a MatrixGame whose row player maximises "
              "(the fields of solvers.exact_equilibrium)."),
+    cost=4,
 )
 def red_teaming_safety_guarantee(fast: bool, out_dir: str, solver=None) -> ClaimResult:
   from nashax import run
@@ -317,6 +319,7 @@ mutant("red_teaming_safety_guarantee", "payoff_sign",
             "BoN(4) Monte Carlo 0.8004. Quadrature by scipy. float64."),
     subject=("solver = {'bon_win_rate', 'bon_kl', 'tilted_win_rate', 'tilted_kl'}: the closed forms of "
              "nashax.games.alignment, each a function of N or t."),
+    cost=9,
 )
 def best_of_n_win_rate(fast: bool, out_dir: str, solver=None) -> ClaimResult:
   F = _BON if solver is None else solver
@@ -414,6 +417,7 @@ def _kl_uniform(p):
     source=("Wang et al., 'Transforming and Combining Rewards for Aligning LLMs', ICML 2024 "
             "(arXiv:2402.00742); reference reward: the median under pi_0. float64."),
     subject="solver(rewards [U, K], reference [U, 1]) -> [U, K]: the log-sigmoid-centred transform (A.lsc_transform).",
+    cost=2,
 )
 def transformed_rewards_and(fast: bool, out_dir: str, solver=None) -> ClaimResult:
   lsc_transform = A.lsc_transform if solver is None else solver
@@ -487,7 +491,7 @@ mutant("transformed_rewards_and", "sigmoid_not_log", "sigma(r - ref) instead of 
             "(arXiv:2405.19534), Thm 3.1, Thm 4.1 and its worked example. Thm 4.1's iff (correct ranking "
             "iff the DPO loss <= -log sigma(beta c)) is an identity (both sides are the same inequality): "
             "it is reported as a sanity check, not counted. float64."),
-    cost=8,
+    cost=9,
     subject=("solver(log_ref_w, log_ref_l, alpha, beta) -> []: the idealised ranking accuracy of Thm 3.1 "
              "(A.idealized_ranking_accuracy)."),
 )

@@ -45,6 +45,7 @@ def _label(name, a):
     source=("Go et al., ICML 2023 (arXiv:2302.08215), Table 1; Wang et al., ICLR 2024 (arXiv:2309.16240); "
             "Nowozin et al., f-GAN, NeurIPS 2016, Table 1 (conjugates). float64."),
     subject="solver(name, alpha) -> Divergence: the divergence table (the signature of core.divergences.get).",
+    cost=4,
 )
 def divergence_axioms(fast: bool, out_dir: str, solver=None) -> ClaimResult:
   get = D.get if solver is None else solver
@@ -98,7 +99,7 @@ def _targets(n: int, seeds: int):
              " grad(E r - beta KL(pi||a))."),
     source=("Go et al., ICML 2023 (arXiv:2302.08215), Theorem 1 (the f-DPG gradient) and Sec. 3 (RLHF as "
             "reverse KL to a e^{r/beta}). float64."),
-    cost=11,
+    cost=15,
     subject="solver(divergence, lr, **options) -> Solver, with the signature of solvers.f_dpg.",
 )
 def f_dpg_reaches_target(fast: bool, out_dir: str, solver=None) -> ClaimResult:
@@ -233,6 +234,7 @@ def _fit_product(d, target, v, key, steps=3000, loss_fn=losses.f_dpg_loss):
             " policy over 2-token sequences (the paper's models are also misspecified). float64."),
     subject=("loss(logp, log_target, log_proposal, log_partition, baseline, divergence) -> per-sample "
              "surrogate, with the signature of losses.f_dpg_loss."),
+    cost=2,
 )
 def f_dpg_alignment_diversity(fast: bool, out_dir: str, solver=None) -> ClaimResult:
   loss_fn = losses.f_dpg_loss if solver is None else solver
@@ -326,6 +328,7 @@ def _fdpo_population_loss(logits, r, log_ref, beta, d, loss_fn=losses.f_dpo_loss
             "float64."),
     subject=("solver(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta, divergence) -> loss: the "
              "f-DPO loss (the signature of losses.f_dpo_loss)."),
+    cost=6,
 )
 def f_dpo_optimum(fast: bool, out_dir: str, solver=None) -> ClaimResult:
   loss_fn = losses.f_dpo_loss if solver is None else solver
@@ -382,7 +385,7 @@ def f_dpo_optimum(fast: bool, out_dir: str, solver=None) -> ClaimResult:
              "equilibrium (distance <= 1e-5)."),
     source=("Munos et al., ICML 2024 (arXiv:2312.00886), the regularised game and its unique equilibrium; "
             "the gap is exact via the f-DPO best response (Wang et al. 2024, Thm. 1). float64."),
-    cost=10,
+    cost=16,
     subject="solver(eta=None) -> Solver: mirror-prox on the f-regularised game (the signature of solvers.f_extragradient).",
 )
 def f_game_equilibrium(fast: bool, out_dir: str, solver=None) -> ClaimResult:

@@ -48,7 +48,7 @@ def _rel_dir(g, fd):
     source=("Munos et al., ICML 2024 (arXiv:2312.00886), Prop. 1 (the fixed point); implicit function "
             "theorem (Krantz & Parks 2002, Thm 1.3.1); the inverse-game setting of Ling, Fang & Kolter, "
             "'What game are we playing?', IJCAI 2018 (arXiv:1805.02777). float64."),
-    cost=20,
+    cost=4,
 )
 def implicit_inverse_nlhf(fast: bool, out_dir: str) -> ClaimResult:
   from nashax.core.games import PreferenceGame
@@ -133,7 +133,7 @@ def implicit_inverse_nlhf(fast: bool, out_dir: str) -> ClaimResult:
     source=("Chakraborty et al., 'MaxMin-RLHF', ICML 2024 (arXiv:2402.08925), the egalitarian objective and"
             " the pooled single-reward baseline; Munos et al., ICML 2024 (arXiv:2312.00886); Shapley & Snow"
             " 1950 (square active-set systems of matrix games); Bradley & Terry 1952. float64."),
-    cost=40,
+    cost=11,
 )
 def implicit_mixture_sensitivity(fast: bool, out_dir: str) -> ClaimResult:
   from nashax import games
@@ -215,7 +215,7 @@ def implicit_mixture_sensitivity(fast: bool, out_dir: str) -> ClaimResult:
              "3e6, 2e6, 1e6)."),
     source=("Omidshafiei et al., Sci. Rep. 2019 (arXiv:1903.01373), eqs. 2-4; Meyer, SIAM Review 1975 "
             "(derivatives of stationary distributions); Grassmann, Taksar & Heyman 1985 (GTH). float64."),
-    cost=30,
+    cost=10,
 )
 def implicit_alpharank_gradient(fast: bool, out_dir: str) -> ClaimResult:
   from nashax.solvers import implicit as I

@@ -42,6 +42,7 @@ def _batch_run(solver, gs, keys, num_steps, every):
     source=("Freund & Schapire 1999; Cesa-Bianchi & Lugosi 2006, Thm 2.2 (Hoeffding-lemma regret bound); "
             "Freund & Schapire, Games Econ. Behav. 29 (1999)."),
     subject="solver(eta) -> Solver: Hedge / MWU for both players, profile = average iterate (solvers.mwu).",
+    cost=10,
 )
 def hedge_average_gap(fast: bool, out_dir: str, solver=None):
   factory = solvers.mwu if solver is None else solver
@@ -85,7 +86,7 @@ def hedge_average_gap(fast: bool, out_dir: str, solver=None):
              "duality gap <= max_u D(u, z_0) / (eta T); D = KL with L = max|A_ij| (entropic), "
              "D = |.|^2/2 with L = ||A||_2 (Euclidean)."),
     source="Nemirovski 2004, SIAM J. Optim. 15(1), Thm 3.2.",
-    cost=9,
+    cost=22,
     subject="solver(eta, geometry=...) -> Solver: extragradient / mirror-prox, profile = average half-iterate.",
 )
 def extragradient_ergodic_gap(fast: bool, out_dir: str, solver=None):
@@ -144,7 +145,7 @@ def extragradient_ergodic_gap(fast: bool, out_dir: str, solver=None):
     source=("Daskalakis & Panageas, ITCS 2019 (arXiv:1807.04252), Thm 1.1; Wei, Lee, Zhang & Luo, ICLR 2021 "
             "(arXiv:2006.09517), Thm 3; Bailey & Piliouras, EC 2018 (arXiv:1802.05642), Thm 3.1; "
             "Run in float64."),
-    cost=10,
+    cost=24,
     subject="solver(eta) -> Solver: optimistic MWU, profile = last iterate (solvers.optimistic_mwu).",
 )
 def optimistic_mwu_last_iterate(fast: bool, out_dir: str, solver=None):

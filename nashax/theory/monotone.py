@@ -42,6 +42,7 @@ def _fz_norm(problem, state):
              "|z_k - T z_k| <= 2 |z_0 - z*| / (k+1) for all k; T = -I, z_0 = 1 attains it at every even k."),
     source="Lieder 2021, Optim. Lett. 15:405, Thm 2.1 (tight); PEPit halpern_iteration.",
     subject="solver(x0) -> Solver: Halpern around the step-1 forward map (H.halpern(H.forward_step(1.0), x0=x0)).",
+    cost=4,
 )
 def halpern_last_iterate(fast: bool, out_dir: str, solver=None):
   make = (lambda x0: H.halpern(H.forward_step(1.0), x0=x0)) if solver is None else solver
@@ -104,6 +105,7 @@ def _eag_v_alpha_inf(alpha0_l: float, steps: int = 2_000_000) -> float:
     source=("Yoon & Ryu 2021 (arXiv 2102.07922) Thms 1-2; Lee & Kim 2021 (arXiv 2106.02326) Thm 4.1."),
     subject=("solver = {'eag': factory, 'feg': factory} with the signatures of solvers.halpern.eag and "
              "solvers.halpern.feg."),
+    cost=10,
 )
 def eag_feg_residual(fast: bool, out_dir: str, solver=None):
   eag, feg = (H.eag, H.feg) if solver is None else (solver["eag"], solver["feg"])
@@ -260,7 +262,7 @@ def vr_complexity_counts(ns, eps, seeds, dim=5, eta_scale=1.0, vr=lambda eta, n:
              "sqrt(n) L/eps) component evaluations, deterministic Halpern in O(n L/eps): log-log slopes in "
              "n of about 1/2 and 1 at fixed L and eps."),
     source="Cai, Alacaoglu & Diakonikolas, ICLR 2024 (arXiv 2310.02987), Thm 3.3 / Cor. 3.4.",
-    cost=15,
+    cost=35,
     subject=("solver(eta, n) -> Solver on a FiniteSumOperator of n components (the real one: "
              "solvers.halpern.vr_halpern(eta), n unused)."),
 )
@@ -340,7 +342,7 @@ def _affine_of(fs):
     theorem=("Whenever a solver stops with status SUCCESS on the natural residual, the exactly recomputed "
              "residual |z - Pi_C(z - F z)| (float64, independent numpy projection) is <= eps."),
     source="Cai, Alacaoglu & Diakonikolas 2024, Sec. 1 (computable exit criterion).",
-    cost=15,
+    cost=37,
     subject=("residual(problem, state) -> [] the certificate solve stops on (residual_fn of "
              "core.solver.solve; the real one: core.operators.residual)."),
 )

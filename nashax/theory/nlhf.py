@@ -122,7 +122,7 @@ def _limit_errors(make, sizes, seeds, steps, eta_beta, a_of, base_key):
              " the tolerance)."),
     source=("Munos et al., ICML 2024 (arXiv:2312.00886), Theorem 1 and its proof, and the Nash-MD update of"
             " section 5; the fixed point by scipy fsolve on the update's stationarity condition. float64."),
-    cost=16,
+    cost=41,
     subject="solver(eta=None) -> Solver: Nash-MD (eta=None: the schedule 2/(beta(t+2)); a number: that constant step).",
 )
 def nash_md_last_iterate_kl(fast: bool, out_dir: str, solver=None):
@@ -265,7 +265,7 @@ def _linear_rate_claim(name, make, eta_for, rate, title, fast, out_dir, label, t
     source=("Zhou, Fazel & Du, arXiv:2503.08942 (linear last-iterate convergence, abstract) with the rate of "
             "Cen, Wei & Chi, NeurIPS 2021 (arXiv:2105.15186), Thm 1, for the same update; the constant is "
             "checked numerically here. float64."),
-    cost=16,
+    cost=15,
     subject="solver(eta, init_scale=...) -> Solver: EGPO (the signature of solvers.egpo).",
 )
 def egpo_linear_rate(fast: bool, out_dir: str, solver=None):
@@ -309,6 +309,7 @@ mutant("egpo_linear_rate", "update_from_half",
     source=("Sokota et al., ICLR 2023 (arXiv:2206.05825), Thm 3.4; Wang et al., ICLR 2025 "
             "(arXiv:2410.16714), MPO. float64."),
     subject="solver(eta, init_scale=...) -> Solver: MPO with the game's beta as tau (the signature of solvers.mpo).",
+    cost=7,
 )
 def mpo_linear_rate(fast: bool, out_dir: str, solver=None):
   factory = solvers.mpo if solver is None else solver
@@ -352,6 +353,7 @@ mutant("mpo_linear_rate", "no_denominator", "the closed form's division by 1 + e
     source=("Zhang et al., ICLR 2025 (arXiv:2407.00617), eq. 5 and Theorem 4; pi*_beta by scipy fsolve on "
             "pi ∝ pi_ref exp(P pi / beta). float64."),
     subject="solver(eta, schedule=...) -> Solver: INPO (the signature of solvers.inpo).",
+    cost=17,
 )
 def inpo_last_iterate_kl(fast: bool, out_dir: str, solver=None):
   factory = solvers.inpo if solver is None else solver
@@ -449,6 +451,7 @@ def _profiles(solver, gs, steps):
     source=("Wu et al., ICLR 2025 (arXiv:2405.00675), Theorem 4.1, with the explicit Hedge constant of "
             "Cesa-Bianchi & Lugosi 2006, Thm 2.2. Uniform start (the bound's assumption). float64."),
     subject="solver(eta, iterate='last', init_scale=0.0) -> Solver: SPPO (the signature of solvers.sppo).",
+    cost=5,
 )
 def sppo_average_gap(fast: bool, out_dir: str, solver=None):
   factory = solvers.sppo if solver is None else solver
@@ -508,6 +511,7 @@ mutant("sppo_average_gap", "reference_opponent", "win rates against pi_ref inste
             "Syrgkanis, Agarwal, Luo & Schapire, NeurIPS 2015, Prop. 7 (negative term dropped). Uniform "
             "start (the bound's ln K). float64."),
     subject="solver(eta, init_scale=0.0) -> Solver: ONPO (the signature of solvers.onpo).",
+    cost=6,
 )
 def onpo_average_gap(fast: bool, out_dir: str, solver=None):
   factory = solvers.onpo if solver is None else solver
@@ -583,6 +587,7 @@ mutant("onpo_average_gap", "stale_base_step", "the base step pi'_{t+1} uses r_{t
     subject=("solver = (minimax_winners, rlhf_optimum): the LP minimax winner of a PreferenceGame and the "
              "Bradley-Terry RLHF optimum of a regularised one (the signatures of solvers.minimax_winners and "
              "solvers.rlhf_optimum)."),
+    cost=3,
 )
 def bt_rlhf_vs_minimax_winner(fast: bool, out_dir: str, solver=None):
   minimax_winners, rlhf_optimum = (solvers.minimax_winners, solvers.rlhf_optimum) if solver is None else solver
@@ -648,6 +653,7 @@ mutant("bt_rlhf_vs_minimax_winner", "rlhf_inverse_beta", "the RLHF optimum uses 
             "objective; Sion's minimax theorem for the dual; scipy minimize_scalar (bounded, xatol 1e-12). "
             "float64."),
     subject="solver(rewards [U, n], beta, pi_ref, steps=...) -> MaxMinSolution (the signature of solvers.maxmin_rlhf).",
+    cost=4,
 )
 def maxmin_rlhf_impossibility(fast: bool, out_dir: str, solver=None):
   from scipy import optimize, special

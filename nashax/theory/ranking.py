@@ -125,7 +125,7 @@ def _sink_mask(adj: np.ndarray) -> np.ndarray:
     source=("Omidshafiei et al., Sci. Rep. 2019 (arXiv:1903.01373), Sec. 3 and Thm 2.1.3 (infinite-alpha "
             "limit on the sink components / Markov-Conley chains); the fixation probability of the Moran "
             "process (Nowak, Evolutionary Dynamics, 2006, eq. 6.13). Sink components by scipy. float64."),
-    cost=7,
+    cost=16,
     subject=("solver(payoffs, alpha, m, single_population=False) -> AlphaRank (the signature of "
              "solvers.alpharank.alpharank; jit/vmap-able over alpha)."),
 )
@@ -291,7 +291,7 @@ def _least_count(c: float, gap: float, log_term: float) -> float:
     source=("Rowland et al., NeurIPS 2019 (arXiv:1909.09849), Algorithm 1 and Theorem 4.1 (uniform edge "
             "selection); the time-uniform union bound sum_n 6/(pi^2 n^2) = 1. The counts are derived for "
             "this implementation (each pick of an edge samples both endpoints)."),
-    cost=10,
+    cost=70,
     subject="solver(key, means [K, a_1, ..., a_K], delta) -> ResponseGraphEstimate (solvers.ranking.response_graph_ucb).",
 )
 def response_graph_ucb_guarantees(fast: bool, out_dir: str, solver=None) -> ClaimResult:
