@@ -10,6 +10,7 @@ _EPILOG = """examples:
   nashax verify                         run every claim, write runs/verify/report.md and PNG plots
   nashax verify --fast --only hedge     small sizes, only the claims whose names match 'hedge'
   nashax verify --list                  name the claims
+  nashax verify --list --markdown       the README's claim table
   nashax verify --json runs/verify.json machine-readable results
 """
 
@@ -192,10 +193,13 @@ def _plot(args: argparse.Namespace) -> int:
 
 @_cli_errors("verify")
 def _verify(args: argparse.Namespace) -> int:
-  from nashax.theory import registry
+  from nashax import theory
 
+  if args.list and args.markdown:
+    print(theory.claims_markdown(), end="")
+    return 0
   if args.list:
-    for c in registry.claims():
+    for c in theory.claims():
       print(f"{c.name}\n    {c.theorem}\n    source: {c.source}")
       if c.subject:
         print(f"    subject: {c.subject}")
@@ -204,12 +208,12 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
   print(f"nashax verify: {'fast' if args.fast else 'full'} run, plots and report in {args.out}/", flush=True)
   try:
-    results = registry.run_claims(args.only, fast=args.fast, out_dir=args.out,
+    results = theory.run_claims(args.only, fast=args.fast, out_dir=args.out,
                                   log=lambda s: print(s, flush=True), jobs=args.jobs)
   except ValueError as e:
     print(f"nashax verify: {e}", file=sys.stderr)
     return 2
-  path = registry.write_report(results, args.out, args.json)
+  path = theory.write_report(results, args.out, args.json)
   w = max(len(r.name) for r in results)
   print()
   print(f"{'claim':<{w}}  status  {'measured':>10}  {'bound':>10}  {'worst ratio':>11}  {'tight':>7}  time   CPU")
@@ -236,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                    "measured/bound is <= 1. Exits 1 if any claim fails."),
       epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
   v.add_argument("--list", action="store_true", help="name the claims and exit")
+  v.add_argument("--markdown", action="store_true",
+                 help="with --list: print the README's claim table (Markdown)")
   v.add_argument("--only", metavar="PATTERN", help="run claims matching PATTERN (glob or substring, comma-separated)")
   v.add_argument("--fast", action="store_true", help="small sizes (seconds, for tests)")
   v.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")

@@ -15,10 +15,11 @@ import pytest
 from nashax import solvers
 from nashax.theory import registry
 
-# Measured on the shared 2-core machine: the mutants of these claims fail within ~2-6 s CPU each in fast mode,
-# about 30 s of CPU for this file's default run with the API test; the other 39 mutants take 4-25 s each
-# (about 400 s together) and run under the slow marker: `pytest -m slow tests/test_mutations.py`.
-CHEAP = {"halpern_last_iterate", "eag_feg_residual", "transformed_rewards_and", "maxmin_rlhf_impossibility"}
+# Measured on the shared 2-core machine: the 10 mutants of these claims fail within ~2-6 s CPU each in fast
+# mode; the other 49 take 2-25 s each, except vr_halpern_complexity-batch_n (about 160 s CPU: b = n makes every
+# step cost 2n evaluations), and run under the slow marker: `pytest -m slow tests/test_mutations.py`.
+CHEAP = {"halpern_last_iterate", "eag_feg_residual", "transformed_rewards_and", "maxmin_rlhf_impossibility",
+         "red_teaming_safety_guarantee"}
 
 
 def _cases():
@@ -70,3 +71,5 @@ def test_run_claim_with_a_substituted_solver(tmp_path):
     registry.run_claim("no_such_claim")
   with pytest.raises(ValueError, match="claim_name"):
     registry.mutant("no_such_claim", "x", "y")(lambda: None)
+  with pytest.raises(ValueError, match="claim_name"):
+    registry.mutants("no_such_claim")

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from nashax import cli
-from nashax.theory import registry
+from nashax import theory
+from nashax.theory import claim_types, registry, runner
 
 FOUNDATION_CLAIMS = ["hedge_average_gap", "extragradient_ergodic_gap", "optimistic_mwu_last_iterate"]
 NLHF_CLAIMS = ["nash_md_last_iterate_kl", "egpo_linear_rate", "mpo_linear_rate", "inpo_last_iterate_kl",
@@ -71,13 +72,15 @@ def test_cli_json_list_and_exit_codes(tmp_path, monkeypatch, capsys):
   assert "rejects no_extragradient: plain mirror descent" in listed  # the mutants each claim rejects
   assert cli.main(["verify", "--only", "no-such-claim", "--out", str(out)]) == 2
 
-  # A claim whose measurement exceeds its bound makes the command fail.
-  fake = dict(registry._REGISTRY)
-  fake["always_fails"] = registry.Claim(
+  # A user's claim whose measurement exceeds its bound makes the command fail.
+  monkeypatch.setattr(runner, "_USER", {})
+  registry.register(registry.Claim(
       "always_fails", "measured 2 <= bound 1", "test",
-      lambda fast, d: registry.result_from_ratios("always_fails", np.array([2.0]), np.array([1.0]), "", (), 0.0))
-  monkeypatch.setattr(registry, "_REGISTRY", fake)
-  assert cli.main(["verify", "--only", "always_fails", "--out", str(out)]) == 1
+      lambda fast, d: registry.result_from_ratios("always_fails", np.array([2.0]), np.array([1.0]), "", (),
+                                                  0.0)))
+  assert cli.main(["verify", "--only", "always_fails", "--out", str(out), "--jobs", "2"]) == 1
+  with pytest.raises(ValueError, match="name"):
+    registry.register(registry.Claim("always_fails", "t", "s", lambda fast, d: None))
 
 
 def test_run_claims_in_worker_processes_matches_in_process(tmp_path):
@@ -96,4 +99,43 @@ def test_run_claims_in_worker_processes_matches_in_process(tmp_path):
   for cost in (0.0, float("nan"), True, "5"):
     with pytest.raises(ValueError, match="cost"):
       registry.claim("bad_cost", "t", "s", cost=cost)(lambda fast, d: None)
-  assert "bad_cost" not in registry._REGISTRY
+  assert "bad_cost" not in [c.name for c in registry.claims()]
+
+
+def test_claims_are_tables_without_registration():
+  """Each claim module exports its table; `nashax.theory.CLAIMS` is their concatenation in module order, and
+  importing a claim module registers nothing (the user table stays empty)."""
+  from nashax.theory import fdiv, monotone
+
+  assert isinstance(monotone.CLAIMS, tuple) and all(isinstance(c, theory.Claim) for c in monotone.CLAIMS)
+  names = [c.name for c in theory.CLAIMS]
+  assert len(names) == len(set(names)) == len(registry.claims()) - len(runner._USER)
+  assert names[names.index(fdiv.CLAIMS[0].name):][:len(fdiv.CLAIMS)] == [c.name for c in fdiv.CLAIMS]
+  assert sum(len(c.mutants) for c in theory.CLAIMS) == len(theory.mutants()) >= 50
+  c = claim_types.claim("x", "t", "s", subject="f")(lambda fast, d, solver=None: None)
+  m = claim_types.mutant("x", "bug", "words")(lambda: None)
+  with pytest.raises(ValueError, match="name"):
+    claim_types.table((c,), (m, m))
+  with pytest.raises(ValueError, match="claim_name"):
+    claim_types.table((c,), (claim_types.mutant("y", "bug", "words")(lambda: None),))
+  with pytest.raises(ValueError, match="subject"):
+    claim_types.claim("z", "t", "s", subject="f")(lambda fast, d: None)
+
+
+def test_user_claim_with_mutant_runs_and_lists(tmp_path, monkeypatch, capsys):
+  """A user's claim and mutant added through the decorators run like built-in ones (in this process)."""
+  monkeypatch.setattr(runner, "_USER", {})
+
+  @registry.claim("user_square", "x^2 = 4 at x = 2", "arithmetic", subject="f(x) -> x^2")
+  def user_square(fast, out_dir, solver=None):
+    f = (lambda x: x * x) if solver is None else solver
+    return registry.result_from_ratios("user_square", np.array([abs(f(2.0) - 4.0)]), np.array([1e-12]), "", (),
+                                       0.0)
+
+  registry.mutant("user_square", "cube", "x^3")(lambda x: x ** 3)
+  assert registry.run_claim("user_square", out_dir=str(tmp_path)).status == "pass"
+  assert registry.run_claim("user_square", out_dir=str(tmp_path), variant="cube").status == "fail"
+  assert cli.main(["verify", "--list", "--markdown"]) == 0
+  table = capsys.readouterr().out
+  assert "| `user_square` | x^2 = 4 at x = 2 | `cube` |" in table
+  assert "| `halpern_last_iterate` |" in table and table.count("\n") == len(registry.claims()) + 2

@@ -13,20 +13,27 @@ from scipy import integrate
 
 from nashax.games import alignment as A
 from nashax.theory import _plot
-from nashax.theory.registry import ClaimResult, claim, mutant, result_from_ratios
+from nashax.theory.claim_types import ClaimResult, claim, mutant_into, result_from_ratios, table
+
+_MUTANTS = []  # this module's wrong variants (`mutant(...)(make)` adds one), attached by `table` below
+mutant = mutant_into(_MUTANTS)
 
 
 @claim(
     "off_switch_incentive",
-    theorem=("Off-switch game, Gaussian belief N(mu, sigma^2): the incentive to defer Delta by quadrature equals "
-             "Stein's form sigma^2 E[pi^H'] - |mu| Pr(C) (|diff| <= 1e-6) and, for a rational human, the closed "
-             "form sigma phi(mu/sigma) - |mu| Phi(-|mu|/sigma) (<= 1e-6); a rational human gives Delta > 0 "
-             "(Thm 1, belief of both signs); a sure robot (point belief u != 0) defers only to a rational human; "
-             "Monte Carlo with a simulated human agrees within 4 standard errors; the region Delta < 0 grows with "
-             "beta_H and as sigma shrinks."),
+    summary=("the off-switch incentive Δ by quadrature = Stein's form (eq. 7) = closed form for a rational"
+             " human (≤ 1e-6); Δ > 0 for a rational human (Thm 1); a sure robot defers only to a rational "
+             "human; simulated humans agree within 4 SE; the Δ < 0 region grows with β_H and as σ shrinks "
+             "(Hadfield-Menell et al. 2017)"),
+    theorem=("Off-switch game, Gaussian belief N(mu, sigma^2): the incentive to defer Delta by quadrature "
+             "equals Stein's form sigma^2 E[pi^H'] - |mu| Pr(C) (|diff| <= 1e-6) and, for a rational human,"
+             " the closed form sigma phi(mu/sigma) - |mu| Phi(-|mu|/sigma) (<= 1e-6); a rational human "
+             "gives Delta > 0 (Thm 1, belief of both signs); a sure robot (point belief u != 0) defers only"
+             " to a rational human; Monte Carlo with a simulated human agrees within 4 standard errors; the"
+             " region Delta < 0 grows with beta_H and as sigma shrinks."),
     source=("Hadfield-Menell, Dragan, Abbeel, Russell, IJCAI 2017 (arXiv:1611.08219), eq. 1, Thm 1, eq. 7; "
             "Monte Carlo values 0.2668 and 0.1718-0.1721. float64."),
-    cost=8,
+    cost=15,
     subject="solver(mu, sigma, beta_h, method=..., num_points=...) -> Delta (the signature of A.off_switch_incentive).",
 )
 def off_switch_incentive(fast: bool, out_dir: str, solver=None) -> ClaimResult:
@@ -143,17 +150,21 @@ def _discordant(a: np.ndarray, b: np.ndarray) -> int:
 
 @claim(
     "consensus_game_pikl",
-    theorem=("piKL on the consensus game: each learner's regret in its regularised utility after t rounds is at "
-             "most the FTRL bound KL_max/eta + (G^2/2) sum_{s<=t} 1/(1/eta + lambda (s-1)) = O(log t) (G^2 = 1/2 "
-             "for the generator, Y/4 for the discriminator; KL_max = blocks/(2 lambda)); the last iterate's "
-             "exploitability in the regularised game at t = 20000 (lambda = eta = 0.1) is < 1e-2 in every game (the "
-             "worst one: games with several nearby equilibria converge slowly, ~5e-3 on these) and < 1e-3 in the "
-             "median game; lambda -> "
-             "infinity keeps the initial rankings (ER-G and ER-D orders equal the initial ones)."),
-    source=("Jacob, Shen, Farina, Andreas, ICLR 2024 (arXiv:2310.09139), sec. 3 (piKL, equilibrium ranking); "
-            "the regret bound is the strongly convex FTRL bound (Orabona, 'A Modern "
-            "Introduction to Online Learning', ch. 7) with Pinsker's 1-strong convexity of KL, derived here. float64."),
+    summary=("piKL's regret on the consensus game stays under the strongly-convex FTRL bound (O(log t)); "
+             "median last-iterate exploitability < 1e-3 by t = 20,000; λ → ∞ keeps the initial rankings "
+             "(Jacob et al. 2024)"),
+    theorem=("piKL on the consensus game: each learner's regret in its regularised utility after t rounds "
+             "is at most the FTRL bound KL_max/eta + (G^2/2) sum_{s<=t} 1/(1/eta + lambda (s-1)) = O(log t)"
+             " (G^2 = 1/2 for the generator, Y/4 for the discriminator; KL_max = blocks/(2 lambda)); the "
+             "last iterate's exploitability in the regularised game at t = 20000 (lambda = eta = 0.1) is < "
+             "1e-2 in every game (the worst one: games with several nearby equilibria converge slowly, "
+             "~5e-3 on these) and < 1e-3 in the median game; lambda -> infinity keeps the initial rankings "
+             "(ER-G and ER-D orders equal the initial ones)."),
+    source=("Jacob, Shen, Farina, Andreas, ICLR 2024 (arXiv:2310.09139), sec. 3 (piKL, equilibrium "
+            "ranking); the regret bound is the strongly convex FTRL bound (Orabona, 'A Modern Introduction "
+            "to Online Learning', ch. 7) with Pinsker's 1-strong convexity of KL, derived here. float64."),
     subject="solver(game, num_steps, eta_g, eta_d) -> PiKLTrace (the signature of A.pikl).",
+    cost=7,
 )
 def consensus_game_pikl(fast: bool, out_dir: str, solver=None) -> ClaimResult:
   pikl = A.pikl if solver is None else solver
@@ -208,40 +219,52 @@ mutant("consensus_game_pikl", "anchor_current", "the KL anchor is the current po
 
 @claim(
     "red_teaming_safety_guarantee",
-    theorem=("Attacker/defender red-teaming game (zero-sum): the LP value is 0 exactly when a defence safe on "
-             "every prompt exists (a combinatorial check), and then the equilibrium defender is safe against every "
-             "prompt (worst-case loss <= 1e-9); otherwise the value is > 0 and no defence does better; an extragradient defender's worst-case loss "
-             "exceeds the LP value by at most its duality-gap certificate."),
-    source=("Liu et al., 'Chasing Moving Targets with Online Self-Play RL for Safer Language Models' (Self-RedTeam, "
-            "arXiv:2506.07468): at a Nash equilibrium of the zero-sum attacker/defender game the defender is safe "
-            "against any adversarial input; LP by scipy HiGHS (solvers.exact_equilibrium). float64."),
+    summary=("the LP equilibrium (v, x, y) of the red-teaming game certifies itself (numpy minimax "
+             "certificate); v = 0 exactly when a defence safe on every prompt exists, and then the "
+             "equilibrium defender is safe on every prompt; an extragradient defender is within its gap "
+             "certificate (Self-RedTeam, Liu et al. 2025)"),
+    theorem=("Attacker/defender red-teaming game (zero-sum, loss S[prompt, defence]): the equilibrium (v, "
+             "x, y) certifies itself, max_p (S y)_p <= v + 1e-9 and min_d (x^T S)_d >= v - 1e-9 (recomputed"
+             " in numpy); its value is 0 exactly when a defence safe on every prompt exists (a "
+             "combinatorial check), and then the equilibrium defender is safe against every prompt (worst-"
+             "case loss <= 1e-9); otherwise v > 0 and no defence does better; an extragradient defender's "
+             "worst-case loss exceeds v by at most its duality-gap certificate."),
+    source=("Liu et al., 'Chasing Moving Targets with Online Self-Play RL for Safer Language Models' (Self-"
+            "RedTeam, arXiv:2506.07468): at a Nash equilibrium of the zero-sum attacker/defender game the "
+            "defender is safe against any adversarial input; von Neumann's minimax theorem (the (x, y) "
+            "certificate). float64."),
+    subject=("solver(game) -> (value, attacker x, defender y) of a MatrixGame whose row player maximises "
+             "(the fields of solvers.exact_equilibrium)."),
+    cost=4,
 )
-def red_teaming_safety_guarantee(fast: bool, out_dir: str) -> ClaimResult:
+def red_teaming_safety_guarantee(fast: bool, out_dir: str, solver=None) -> ClaimResult:
   from nashax import run
   from nashax import solvers
 
+  equilibrium = solvers.exact_equilibrium if solver is None else solver
   n = 20 if fast else 100
   steps = 2000 if fast else 5000
   measured, bound, pts, duality = [], [], [], []
   with jax.enable_x64(True):
-    solver = solvers.extragradient(0.5)
-    runner = jax.jit(lambda g, k: run(solver, g, k, num_steps=steps, every=steps))
+    eg = solvers.extragradient(0.5)
+    runner = jax.jit(lambda g, k: run(eg, g, k, num_steps=steps, every=steps))
     for seed in range(n):
       game, spec = A.random_red_teaming_game(seed, 8, 3, 0.5, disguise=0.5 if seed % 2 else 0.0)
-      exact = solvers.exact_equilibrium(game)
-      v = float(exact.value)
+      v, x, y = equilibrium(game)
+      v, x, y = float(v), np.asarray(x, np.float64), np.asarray(y, np.float64)
+      s = np.asarray(game.payoff, np.float64)
+      # The minimax certificate, recomputed here: the defender concedes at most v, the attacker secures v.
+      measured += [np.max(s @ y) - v, v - np.min(x @ s)]; bound += [1e-9, 1e-9]
       safe = A.safe_defense_exists(spec["harmful"], spec["harm"], spec["observation"], 0.5)
-      pure = float(np.min(np.max(np.asarray(game.payoff), axis=0)))
-      worst_ne = float(A.defender_worst_case(game, jnp.asarray(exact.y)))
+      pure = float(np.min(np.max(s, axis=0)))
       if safe:
-        measured += [abs(v), worst_ne]; bound += [1e-9, 1e-9]
+        measured += [abs(v), float(np.max(s @ y))]; bound += [1e-9, 1e-9]
       else:
         measured.append(1e-300 / max(v, 1e-300)); bound.append(0.5)
       duality.append(v - pure)  # weak duality (v <= best pure defence) holds for any LP value: a sanity check
       if not safe:  # (with a safe defence the certificate check is an identity: v = 0 = min_d x^T S e_d)
         state, trace = runner(game, jax.random.key(seed))
-        y = state.profile[1]
-        measured.append(float(A.defender_worst_case(game, y)) - v)
+        measured.append(float(A.defender_worst_case(game, state.profile[1])) - v)
         bound.append(float(trace.duality_gap[-1]) + 1e-12)
       pts.append((pure, v, safe))
   pts = np.array(pts, float)
@@ -260,17 +283,43 @@ def red_teaming_safety_guarantee(fast: bool, out_dir: str) -> ClaimResult:
                             details, (path,), 0.0)
 
 
+def _pure_defence(game):
+  s = np.asarray(game.payoff, np.float64)
+  d = int(np.argmin(np.max(s, axis=0)))  # bug: the best pure defence, as if mixing could not help
+  p = int(np.argmax(s[:, d]))
+  return float(s[p, d]), np.eye(s.shape[0])[p], np.eye(s.shape[1])[d]
+
+
+def _sign_swapped(game):
+  from nashax import solvers
+
+  # bug: the LP of -S, whose row player minimises the harm and whose defender maximises it
+  e = solvers.exact_equilibrium(type(game).from_payoff(-np.asarray(game.payoff)))
+  return -float(e.value), e.x, e.y
+
+
+mutant("red_teaming_safety_guarantee", "pure_defence",
+       "the best pure defence and the attacker's best reply to it, without mixing")(_pure_defence)
+mutant("red_teaming_safety_guarantee", "payoff_sign",
+       "the LP solved on -S (the sign convention of who maximises confused)")(_sign_swapped)
+
+
 @claim(
     "best_of_n_win_rate",
-    theorem=("Best-of-N against the base policy wins with probability N/(N+1) (Monte Carlo within 4 standard errors; "
-             "quadrature within 1e-9), with KL(BoN||pi_ref) = log N - (N-1)/N; the exponential tilt pi_t ∝ pi_ref "
-             "e^{t c} has W = 1/(1-e^{-t}) - 1/t and KL = t W - log((e^t-1)/t) (t = 5: 0.80678, 0.65012); BoN of "
-             "the tilt against BoN of the base wins int c^N dG^N (MC within 4 SE); at equal KL the tilt wins at "
-             "least as often as BoN (Gibbs variational principle)."),
+    summary=("best-of-N wins N/(N+1) with KL log N − (N−1)/N; the tilt's W and KL closed forms (t = 5: "
+             "0.80678, 0.65012); BoN of a tilt vs BoN of the base; at equal KL the tilt beats best-of-N "
+             "(InfAlign, Balashankar et al. 2025)"),
+    theorem=("Best-of-N against the base policy wins with probability N/(N+1) (Monte Carlo within 4 "
+             "standard errors; quadrature within 1e-9), with KL(BoN||pi_ref) = log N - (N-1)/N; the "
+             "exponential tilt pi_t ∝ pi_ref e^{t c} has W = 1/(1-e^{-t}) - 1/t and KL = t W - "
+             "log((e^t-1)/t) (t = 5: 0.80678, 0.65012); BoN of the tilt against BoN of the base wins int "
+             "c^N dG^N (MC within 4 SE); at equal KL the tilt wins at least as often as BoN (Gibbs "
+             "variational principle)."),
     source=("Balashankar et al., InfAlign, ICML 2025 (arXiv:2412.19792); Beirami et al. 2024 (BoN KL); "
             "BoN(4) Monte Carlo 0.8004. Quadrature by scipy. float64."),
     subject=("solver = {'bon_win_rate', 'bon_kl', 'tilted_win_rate', 'tilted_kl'}: the closed forms of "
              "nashax.games.alignment, each a function of N or t."),
+    cost=9,
 )
 def best_of_n_win_rate(fast: bool, out_dir: str, solver=None) -> ClaimResult:
   F = _BON if solver is None else solver
@@ -355,15 +404,20 @@ def _kl_uniform(p):
 
 @claim(
     "transformed_rewards_and",
-    theorem=("Summed log-sigmoid-centred rewards are log P(all properties good): lsc_transform equals the closed "
-             "form log sigma(r_i - ref_i) written apart (exact regression, 1e-12; the identity sum log sigma = log prod "
-             "sigma itself is not the claim), and the KL-optimal policy for u_LSC at gamma = 1 is pi_0 conditioned "
-             "on all properties good (rejection sampling with simulated Bernoulli judgements agrees within 4.5 "
-             "standard errors per response); with a spurious response (r1 = 6, r2 = -3), at equal KL from pi_0 "
-             "the LSC policy has a higher P(all good) than the plain-sum policy."),
-    source=("Wang et al., 'Transforming and Combining Rewards for Aligning LLMs', ICML 2024 (arXiv:2402.00742); "
-            "reference reward: the median under pi_0. float64."),
+    summary=("Σ log σ(r_i − r_ref,i) = log P(all good); the KL-optimal policy for it is π_0 conditioned on"
+             " all properties good (rejection sampling agrees); with a spurious response it beats the "
+             "plain sum at equal KL (Wang et al. 2024)"),
+    theorem=("Summed log-sigmoid-centred rewards are log P(all properties good): lsc_transform equals the "
+             "closed form log sigma(r_i - ref_i) written apart (exact regression, 1e-12; the identity sum "
+             "log sigma = log prod sigma itself is not the claim), and the KL-optimal policy for u_LSC at "
+             "gamma = 1 is pi_0 conditioned on all properties good (rejection sampling with simulated "
+             "Bernoulli judgements agrees within 4.5 standard errors per response); with a spurious "
+             "response (r1 = 6, r2 = -3), at equal KL from pi_0 the LSC policy has a higher P(all good) "
+             "than the plain-sum policy."),
+    source=("Wang et al., 'Transforming and Combining Rewards for Aligning LLMs', ICML 2024 "
+            "(arXiv:2402.00742); reference reward: the median under pi_0. float64."),
     subject="solver(rewards [U, K], reference [U, 1]) -> [U, K]: the log-sigmoid-centred transform (A.lsc_transform).",
+    cost=2,
 )
 def transformed_rewards_and(fast: bool, out_dir: str, solver=None) -> ClaimResult:
   lsc_transform = A.lsc_transform if solver is None else solver
@@ -426,14 +480,18 @@ mutant("transformed_rewards_and", "sigmoid_not_log", "sigma(r - ref) instead of 
 
 @claim(
     "dpo_ranking_accuracy",
-    theorem=("The idealised ranking accuracy R* of Thm 3.1 equals the ranking accuracy of the DPO optimum computed "
-             "by Newton's method on the DPO loss (solvers.dpo_optimum; exact equality up to ties), and is above "
-             "that of pi_ref by at least 5% (relative); the paper's worked thresholds: beta = 0.1, c = 5 -> 0.474; c = 30 -> 0.049."),
+    summary=("Thm 3.1's idealised ranking accuracy equals that of the DPO optimum found by Newton's "
+             "method; after gradient DPO a pair is ranked correctly iff its loss ≤ −log σ(βc) (Thm 4.1); "
+             "the paper's thresholds 0.474 and 0.049 (Chen et al. 2024)"),
+    theorem=("The idealised ranking accuracy R* of Thm 3.1 equals the ranking accuracy of the DPO optimum "
+             "computed by Newton's method on the DPO loss (solvers.dpo_optimum; exact equality up to ties),"
+             " and is above that of pi_ref by at least 5% (relative); the paper's worked thresholds: beta ="
+             " 0.1, c = 5 -> 0.474; c = 30 -> 0.049."),
     source=("Chen et al., 'Preference Learning Algorithms Do Not Learn Preference Rankings', NeurIPS 2024 "
-            "(arXiv:2405.19534), Thm 3.1, Thm 4.1 and its worked example. Thm 4.1's iff (correct ranking iff the "
-            "DPO loss <= -log sigma(beta c)) is an identity (both sides are the same inequality): it is reported as a "
-            "sanity check, not counted. float64."),
-    cost=8,
+            "(arXiv:2405.19534), Thm 3.1, Thm 4.1 and its worked example. Thm 4.1's iff (correct ranking "
+            "iff the DPO loss <= -log sigma(beta c)) is an identity (both sides are the same inequality): "
+            "it is reported as a sanity check, not counted. float64."),
+    cost=9,
     subject=("solver(log_ref_w, log_ref_l, alpha, beta) -> []: the idealised ranking accuracy of Thm 3.1 "
              "(A.idealized_ranking_accuracy)."),
 )
@@ -530,3 +588,9 @@ def _ideal_odds_flipped(log_ref_w, log_ref_l, alpha, beta, weights=None):
 mutant("dpo_ranking_accuracy", "beta_times", "the preference odds raised to beta instead of 1/beta")(_ideal_beta_times)
 mutant("dpo_ranking_accuracy", "odds_flipped", "the odds (1 - alpha)/alpha in place of alpha/(1 - alpha)")(
     _ideal_odds_flipped)
+
+
+CLAIMS = table((
+    off_switch_incentive, consensus_game_pikl, red_teaming_safety_guarantee, best_of_n_win_rate,
+    transformed_rewards_and, dpo_ranking_accuracy,
+), _MUTANTS)

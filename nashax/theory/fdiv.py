@@ -20,8 +20,11 @@ from nashax.core.solver import run, solve
 from nashax.solvers import losses
 from nashax.theory import _plot
 from nashax.solvers import fdiv as FD
-from nashax.theory._mutate import swap_step
-from nashax.theory.registry import ClaimResult, claim, mutant, result_from_ratios
+from nashax.theory._mutate import swap_step, wrong_fprime
+from nashax.theory.claim_types import ClaimResult, claim, mutant_into, result_from_ratios, table
+
+_MUTANTS = []  # this module's wrong variants (`mutant(...)(make)` adds one), attached by `table` below
+mutant = mutant_into(_MUTANTS)
 
 # Every divergence the claims sweep: the six named ones and four members of the alpha family.
 SWEEP = tuple((n, None) for n in D.NAMES if n != "alpha") + (("alpha", -1.0), ("alpha", 0.3), ("alpha", 0.5),
@@ -35,11 +38,14 @@ def _label(name, a):
 
 @claim(
     "divergence_axioms",
+    summary=("every generator is convex with f(1) = 0 and satisfies Fenchel-Young f(t) + f*(u) ≥ tu, with "
+             "equality at u = f′(t)"),
     theorem=("Every generator f is convex with f(1) = 0, and with its conjugate f* satisfies Fenchel-Young: "
              "f(t) + f*(u) >= t u for all t >= 0 and u, with equality at u = f'(t)."),
     source=("Go et al., ICML 2023 (arXiv:2302.08215), Table 1; Wang et al., ICLR 2024 (arXiv:2309.16240); "
             "Nowozin et al., f-GAN, NeurIPS 2016, Table 1 (conjugates). float64."),
     subject="solver(name, alpha) -> Divergence: the divergence table (the signature of core.divergences.get).",
+    cost=4,
 )
 def divergence_axioms(fast: bool, out_dir: str, solver=None) -> ClaimResult:
   get = D.get if solver is None else solver
@@ -85,14 +91,19 @@ def _targets(n: int, seeds: int):
 
 @claim(
     "f_dpg_reaches_target",
-    theorem=("For each f, f-DPG with exact expectations drives D_f(pi_theta || p) below 1e-4 on tabular targets "
-             "(|X| = 50) from random logits; and its Euclidean step is exactly -lr grad_theta D_f(pi_theta || p) "
-             "(relative error <= 1e-8), reverse-KL f-DPG being RLHF's gradient -(1/beta) grad(E r - beta KL(pi||a))."),
-    source=("Go et al., ICML 2023 (arXiv:2302.08215), Theorem 1 (the f-DPG gradient) and Sec. 3 (RLHF as reverse "
-            "KL to a e^{r/beta}). float64."),
-    cost=11,
+    summary=("exact f-DPG drives D_f(π‖p) below 1e-4 for every f; its Euclidean step is −lr ∇D_f exactly, "
+             "and reverse-KL f-DPG is RLHF's gradient (Go et al. 2023, Thm 1)"),
+    theorem=("For each f, f-DPG with exact expectations drives D_f(pi_theta || p) below 1e-4 on tabular "
+             "targets (|X| = 50) from random logits; and its Euclidean step is exactly -lr grad_theta "
+             "D_f(pi_theta || p) (relative error <= 1e-8), reverse-KL f-DPG being RLHF's gradient -(1/beta)"
+             " grad(E r - beta KL(pi||a))."),
+    source=("Go et al., ICML 2023 (arXiv:2302.08215), Theorem 1 (the f-DPG gradient) and Sec. 3 (RLHF as "
+            "reverse KL to a e^{r/beta}). float64."),
+    cost=15,
+    subject="solver(divergence, lr, **options) -> Solver, with the signature of solvers.f_dpg.",
 )
-def f_dpg_reaches_target(fast: bool, out_dir: str) -> ClaimResult:
+def f_dpg_reaches_target(fast: bool, out_dir: str, solver=None) -> ClaimResult:
+  f_dpg = solvers.f_dpg if solver is None else solver
   seeds = 2 if fast else 5
   finals, curves, labels, grad_errs = [], [], [], []
   with jax.enable_x64(True):
@@ -103,13 +114,13 @@ def f_dpg_reaches_target(fast: bool, out_dir: str) -> ClaimResult:
 
     @functools.partial(jax.jit, static_argnames="steps")
     def descend(d, decay, steps):
-      solver = solvers.f_dpg(d, 0.5, decay=decay)
-      return jax.vmap(lambda tt, k: _trace(solver, tt, d, k, steps))(batch, keys)
+      s = f_dpg(d, 0.5, decay=decay)
+      return jax.vmap(lambda tt, k: _trace(s, tt, d, k, steps))(batch, keys)
 
     @jax.jit
     def step_error(d):
       """Euclidean f-DPG step vs autodiff of D_f, at a random policy of the first target."""
-      eu = solvers.f_dpg(d, 1.0, geometry="euclidean", baseline_ema=0.0)
+      eu = f_dpg(d, 1.0, geometry="euclidean", baseline_ema=0.0)
       s0 = eu.init(t0, jax.random.key(7))
       s1 = eu.step(t0, s0)
       auto = jax.grad(lambda th: d(jax.nn.log_softmax(th), t0.log_prob))(s0.logits)
@@ -126,7 +137,7 @@ def f_dpg_reaches_target(fast: bool, out_dir: str) -> ClaimResult:
     rng = np.random.default_rng(3)
     base, r, beta = rng.dirichlet(np.ones(20)), rng.normal(size=20), 0.3
     t = TargetDistribution.from_reward(r, beta, base)
-    eu = solvers.f_dpg(D.reverse_kl(), 1.0, geometry="euclidean", baseline_ema=0.0)
+    eu = f_dpg(D.reverse_kl(), 1.0, geometry="euclidean", baseline_ema=0.0)
     s0 = eu.init(t, jax.random.key(1))
     s1 = eu.step(t, s0)
     rlhf = lambda th: (jnp.sum(jax.nn.softmax(th) * r)
@@ -146,6 +157,19 @@ def f_dpg_reaches_target(fast: bool, out_dir: str) -> ClaimResult:
              f"(400 steps; TV: decay 0.999, 12,000 steps); worst final D_f {max(finals):.2e}; worst gradient "
              f"relative error {max(grad_errs):.1e}")
   return result_from_ratios("f_dpg_reaches_target", measured, bound, details, (path,), 0.0)
+
+
+def _f_dpg_wrong(kind):
+  def make(divergence, lr=1.0, **options):
+    return solvers.f_dpg(wrong_fprime(divergence, kind), lr, **options)
+
+  return make
+
+
+mutant("f_dpg_reaches_target", "ratio_inverted", "the pseudo-reward -f'(p/pi) instead of -f'(pi/p)")(
+    _f_dpg_wrong("reflect"))
+mutant("f_dpg_reaches_target", "reward_sign", "the pseudo-reward +f'(pi/p) instead of -f'(pi/p) (ascent)")(
+    _f_dpg_wrong("negate"))
 
 
 def _trace(solver, target, d, key, steps):
@@ -169,7 +193,7 @@ def _mean_field_target(v: int):
   return TargetDistribution.from_reward(reward, 0.25, base), reward
 
 
-def _fit_product(d, target, v, key, steps=3000):
+def _fit_product(d, target, v, key, steps=3000, loss_fn=losses.f_dpg_loss):
   """Minimises D_f(q1 x q2 || p) over product policies by Adam on the f-DPG surrogate (exact expectations)."""
   log_target, log_z = target.log_unnormalized, target.log_partition
   opt = optax.adam(0.05)
@@ -180,7 +204,7 @@ def _fit_product(d, target, v, key, steps=3000):
   def surrogate(th):
     lq = logq(th)
     w = jax.lax.stop_gradient(jnp.exp(lq))
-    return jnp.sum(w * losses.f_dpg_loss(lq, log_target, jax.lax.stop_gradient(lq), log_z, 0.0, d))
+    return jnp.sum(w * loss_fn(lq, log_target, jax.lax.stop_gradient(lq), log_z, 0.0, d))
 
   th0 = 0.5 * jax.random.normal(key, (2, v), jnp.float64)
 
@@ -196,27 +220,49 @@ def _fit_product(d, target, v, key, steps=3000):
 
 @claim(
     "f_dpg_alignment_diversity",
+    summary=("Go et al.'s trade-off on a product policy fitted to a multimodal target: reverse KL has the "
+             "highest reward and lowest entropy, forward KL the reverse, JS in between; each fit is a "
+             "stationary point of its own D_f (‖∇‖ ≤ 1e-2)"),
     theorem=("The alignment-diversity trade-off of Go et al.: fitting a misspecified (product) policy to a "
-             "multimodal target p ∝ a e^{r/beta}, reverse KL reaches the highest expected reward and the lowest "
-             "entropy, forward KL the lowest reward and the highest entropy, and Jensen-Shannon lies between "
-             "(ratios reward(FKL)/reward(JS), reward(JS)/reward(RKL), H(RKL)/H(JS), H(JS)/H(FKL) <= 1)."),
-    source=("Go et al., ICML 2023 (arXiv:2302.08215), Sec. 5 and Fig. 2 (RKL: alignment with low diversity; "
-            "forward KL: diversity with low alignment; JS in between). Tabular reproduction "
-            "with a product policy over 2-token sequences (the paper's models are also misspecified). float64."),
+             "multimodal target p ∝ a e^{r/beta}, reverse KL reaches the highest expected reward and the "
+             "lowest entropy, forward KL the lowest reward and the highest entropy, and Jensen-Shannon lies"
+             " between (ratios reward(FKL)/reward(JS), reward(JS)/reward(RKL), H(RKL)/H(JS), H(JS)/H(FKL) "
+             "<= 1); and each fit is a stationary point of its own D_f(q || p) over product policies "
+             "(|grad| <= 1e-2 by autodiff of D_f, for every strictly convex f)."),
+    source=("Go et al., ICML 2023 (arXiv:2302.08215), Sec. 5 and Fig. 2 (RKL: alignment with low diversity;"
+            " forward KL: diversity with low alignment; JS in between). Tabular reproduction with a product"
+            " policy over 2-token sequences (the paper's models are also misspecified). float64."),
+    subject=("loss(logp, log_target, log_proposal, log_partition, baseline, divergence) -> per-sample "
+             "surrogate, with the signature of losses.f_dpg_loss."),
+    cost=2,
 )
-def f_dpg_alignment_diversity(fast: bool, out_dir: str) -> ClaimResult:
+def f_dpg_alignment_diversity(fast: bool, out_dir: str, solver=None) -> ClaimResult:
+  loss_fn = losses.f_dpg_loss if solver is None else solver
   v = 6
   seeds = 2 if fast else 5
   rows = {}
   with jax.enable_x64(True):
     target, reward = _mean_field_target(v)
-    fit = jax.jit(lambda k, dd: _fit_product(dd, target, v, k))
+    fit = jax.jit(lambda k, dd: _fit_product(dd, target, v, k, loss_fn=loss_fn))
+
+    @jax.jit
+    def stationarity(dd, q):
+      """|grad D_f(q1 x q2 || p)| at the fitted marginals, by autodiff of D_f itself (not the surrogate)."""
+      q = q.reshape(v, v)
+      th = jnp.log(jnp.stack([q.sum(1), q.sum(0)]))
+      logq = lambda th: (jax.nn.log_softmax(th[0])[:, None] + jax.nn.log_softmax(th[1])[None, :]).ravel()
+      return jnp.linalg.norm(jax.grad(lambda th: dd(logq(th), target.log_prob))(th))
+
     members = [D.get(name, a) for name, a in SWEEP]  # one compile for all of them
+    grads = []
     for i, (name, a) in enumerate(SWEEP):
       d = D.switch(members, i)
       rs, hs = [], []
       for s in range(seeds):
-        q = np.asarray(fit(jax.random.key(s), d))
+        q = fit(jax.random.key(s), d)
+        if name != "total_variation":  # TV's subgradient does not vanish at its optimum
+          grads.append(float(stationarity(d, q)))
+        q = np.asarray(q)
         rs.append(float(q @ reward)); hs.append(float(-np.sum(np.where(q > 0, q * np.log(np.maximum(q, 1e-300)), 0.0))))
       rows[_label(name, a)] = (np.mean(rs), np.mean(hs))
     p = np.exp(np.asarray(target.log_prob))
@@ -233,12 +279,31 @@ def f_dpg_alignment_diversity(fast: bool, out_dir: str) -> ClaimResult:
     for lab, (rw, h) in rows.items():
       fh.write(f"| {lab} | {rw:.4f} | {h:.4f} |\n")
   rk, js, fk = rows["reverse_kl"], rows["jensen_shannon"], rows["forward_kl"]
-  measured = np.array([fk[0], js[0], rk[1], js[1]])
-  bound = np.array([js[0], rk[0], js[1], fk[1]])
+  # The ordering, and each fit a stationary point of its own D_f over product policies: |grad| <= 1e-2 (the
+  # full run's 5 starts measured up to 6e-4, the fast run's 3e-8; the mutants' wrong pseudo-rewards 6.5 and 4e10).
+  measured = np.concatenate([[fk[0], js[0], rk[1], js[1]], grads])
+  bound = np.concatenate([[js[0], rk[0], js[1], fk[1]], np.full(len(grads), 1e-2)])
   table = "; ".join(f"{k}: r={rw:.3f}, H={h:.3f}" for k, (rw, h) in rows.items())
   details = (f"|X| = {v}x{v}, p ∝ a e^(r/0.25) with r = 1 on the diagonal, product policy fitted by Adam on the "
-             f"f-DPG surrogate (3,000 steps, {seeds} random starts, means); {table}")
+             f"f-DPG surrogate (3,000 steps, {seeds} random starts, means); worst |grad D_f| at the fits "
+             "(autodiff "
+             f"of D_f, strictly convex f) {max(grads):.1e} (<= 1e-2); {table}")
   return result_from_ratios("f_dpg_alignment_diversity", measured, bound, details, (path,), 0.0)
+
+
+def _f_dpg_loss_wrong(kind):
+  def loss(logp, log_target, log_proposal, log_partition, baseline, divergence):
+    wrong = wrong_fprime(divergence, kind)
+    return losses.f_dpg_loss(logp, log_target, log_proposal, log_partition, baseline, wrong)
+
+  return loss
+
+
+mutant("f_dpg_alignment_diversity", "arguments_swapped",
+       "the pseudo-reward of D_f(p || pi) instead of D_f(pi || p) (reverse and forward KL exchanged)")(
+    _f_dpg_loss_wrong("transpose"))
+mutant("f_dpg_alignment_diversity", "ratio_inverted", "the pseudo-reward -f'(p/pi) instead of -f'(pi/p)")(
+    _f_dpg_loss_wrong("reflect"))
 
 
 # ----------------------------------------------------------------------------- f-DPO and the f-regularised game
@@ -255,12 +320,16 @@ def _fdpo_population_loss(logits, r, log_ref, beta, d, loss_fn=losses.f_dpo_loss
 
 @claim(
     "f_dpo_optimum",
+    summary=("the f-DPO population minimiser with exact Bradley-Terry data satisfies β f′(π/π_ref) − r* = "
+             "const (Wang et al. 2024, Thm 1)"),
     theorem=("f-DPO with exact Bradley-Terry data from r*: its population minimiser pi satisfies "
              "beta f'(pi/pi_ref)(y) - r*(y) = const across y (deviation <= 1e-6), i.e. pi is the maximiser "
              "of E_pi r* - beta D_f(pi || pi_ref) (divergences.regularized_argmax)."),
-    source=("Wang et al., ICLR 2024 (arXiv:2309.16240), Theorem 1 (KKT: r = beta f'(pi*/pi_ref) + const). float64."),
-    subject=("solver(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta, divergence) -> loss: the f-DPO "
-             "loss (the signature of losses.f_dpo_loss)."),
+    source=("Wang et al., ICLR 2024 (arXiv:2309.16240), Theorem 1 (KKT: r = beta f'(pi*/pi_ref) + const). "
+            "float64."),
+    subject=("solver(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta, divergence) -> loss: the "
+             "f-DPO loss (the signature of losses.f_dpo_loss)."),
+    cost=6,
 )
 def f_dpo_optimum(fast: bool, out_dir: str, solver=None) -> ClaimResult:
   loss_fn = losses.f_dpo_loss if solver is None else solver
@@ -308,14 +377,16 @@ def f_dpo_optimum(fast: bool, out_dir: str, solver=None) -> ClaimResult:
 
 @claim(
     "f_game_equilibrium",
-    theorem=("In the f-regularised preference game V = x^T P y - beta D_f(x||ref) + beta D_f(y||ref), mirror-prox "
-             "(solvers.f_extragradient) reaches duality gap <= 1e-9 from random starts for every strictly convex f; "
-             "for reverse KL the game's gap equals the KL-regularised game's gap at random profiles (to 1e-12) and "
-             "the solver's equilibrium is the KL-regularised Nash equilibrium (distance <= 1e-5)."),
-    source=("Munos et al., ICML 2024 (arXiv:2312.00886), the regularised game and its unique equilibrium; the "
-            "gap is exact via the f-DPO best response (Wang et al. 2024, Thm. 1). "
-            "float64."),
-    cost=10,
+    summary=("mirror-prox reaches gap ≤ 1e-9 in the f-regularised game for every strictly convex f; with "
+             "reverse KL the game is the KL game"),
+    theorem=("In the f-regularised preference game V = x^T P y - beta D_f(x||ref) + beta D_f(y||ref), "
+             "mirror-prox (solvers.f_extragradient) reaches duality gap <= 1e-9 from random starts for "
+             "every strictly convex f; for reverse KL the game's gap equals the KL-regularised game's gap "
+             "at random profiles (to 1e-12) and the solver's equilibrium is the KL-regularised Nash "
+             "equilibrium (distance <= 1e-5)."),
+    source=("Munos et al., ICML 2024 (arXiv:2312.00886), the regularised game and its unique equilibrium; "
+            "the gap is exact via the f-DPO best response (Wang et al. 2024, Thm. 1). float64."),
+    cost=16,
     subject="solver(eta=None) -> Solver: mirror-prox on the f-regularised game (the signature of solvers.f_extragradient).",
 )
 def f_game_equilibrium(fast: bool, out_dir: str, solver=None) -> ClaimResult:
@@ -450,3 +521,9 @@ def _fdpo_swapped(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta, di
 
 mutant("f_dpo_optimum", "log_ratio_reward", "DPO's beta log(pi/pi_ref) as the implicit reward for every f")(_fdpo_log_ratio)
 mutant("f_dpo_optimum", "policy_ref_swapped", "f'(pi_ref/pi) instead of f'(pi/pi_ref) (arguments swapped)")(_fdpo_swapped)
+
+
+CLAIMS = table((
+    divergence_axioms, f_dpg_reaches_target, f_dpg_alignment_diversity, f_dpo_optimum,
+    f_game_equilibrium,
+), _MUTANTS)

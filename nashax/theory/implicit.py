@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nashax.theory import _plot
-from nashax.theory.registry import ClaimResult, claim, result_from_ratios
+from nashax.theory.claim_types import ClaimResult, claim, result_from_ratios, table
 
 
 def _skew_of(theta, n):
@@ -33,19 +33,22 @@ def _rel_dir(g, fd):
 
 @claim(
     "implicit_inverse_nlhf",
-    theorem=("Inverse NLHF: from an observed KL-regularised equilibrium pi* = pi*_beta(P) alone, gradient descent "
-             "on |log pi*_beta(P(theta)) - log pi*|^2 through the equilibrium (implicit gradients) recovers P's "
-             "identifiable part: the recovered P' reproduces pi* (|pi*_beta(P') - pi*|_inf <= 1e-8) and "
-             "P' pi* - P pi* is constant (centred, <= 1e-7), since pi* = softmax(log pi_ref + P pi* / beta) "
-             "determines exactly P pi* up to a constant; P' itself differs from P (not identified). The implicit "
-             "gradient matches central differences (relative <= 1e-6), with status SUCCESS. Mutations of the "
-             "implicit derivative rejected (checked, fast run): the inverse Jacobian transposed, the Jacobian "
-             "dropped (dz = -dR/dtheta dtheta, the equilibrium's own response left out) and the sign flipped each "
-             "fail (worst ratios 1e5, 7e4, 2e7); with the sign flipped the descent also diverges."),
-    source=("Munos et al., ICML 2024 (arXiv:2312.00886), Prop. 1 (the fixed point); implicit function theorem "
-            "(Krantz & Parks 2002, Thm 1.3.1); the inverse-game setting of Ling, Fang & Kolter, 'What game are we "
-            "playing?', IJCAI 2018 (arXiv:1805.02777). float64."),
-    cost=20,
+    summary=("gradient descent through the implicit derivative of π*_β(P) recovers a preference matrix "
+             "that reproduces an observed equilibrium; the gradient matches finite differences"),
+    theorem=("Inverse NLHF: from an observed KL-regularised equilibrium pi* = pi*_beta(P) alone, gradient "
+             "descent on |log pi*_beta(P(theta)) - log pi*|^2 through the equilibrium (implicit gradients) "
+             "recovers P's identifiable part: the recovered P' reproduces pi* (|pi*_beta(P') - pi*|_inf <= "
+             "1e-8) and P' pi* - P pi* is constant (centred, <= 1e-7), since pi* = softmax(log pi_ref + P "
+             "pi* / beta) determines exactly P pi* up to a constant; P' itself differs from P (not "
+             "identified). The implicit gradient matches central differences (relative <= 1e-6), with "
+             "status SUCCESS. Mutations of the implicit derivative rejected (checked, fast run): the "
+             "inverse Jacobian transposed, the Jacobian dropped (dz = -dR/dtheta dtheta, the equilibrium's "
+             "own response left out) and the sign flipped each fail (worst ratios 1e5, 7e4, 2e7); with the "
+             "sign flipped the descent also diverges."),
+    source=("Munos et al., ICML 2024 (arXiv:2312.00886), Prop. 1 (the fixed point); implicit function "
+            "theorem (Krantz & Parks 2002, Thm 1.3.1); the inverse-game setting of Ling, Fang & Kolter, "
+            "'What game are we playing?', IJCAI 2018 (arXiv:1805.02777). float64."),
+    cost=4,
 )
 def implicit_inverse_nlhf(fast: bool, out_dir: str) -> ClaimResult:
   from nashax.core.games import PreferenceGame
@@ -116,19 +119,21 @@ def implicit_inverse_nlhf(fast: bool, out_dir: str) -> ClaimResult:
 
 @claim(
     "implicit_mixture_sensitivity",
-    theorem=("Sensitivity of alignment solutions to the annotator mixture eta (pooled preference "
-             "P(eta) = sum_u eta_u P_u, tangents e_u - e_U on the simplex): the implicit derivatives of the "
-             "minimax (von Neumann) winner (active-set LP, status SUCCESS: nondegenerate), of the regularised "
-             "Nash policy and of pooled RLHF (Bradley-Terry MLE of the pooled comparisons, then "
-             "pi_ref exp(r / beta)) each match central differences of their forward solvers (relative "
-             "<= 1e-6), with status SUCCESS; MaxMin-RLHF (egalitarian over the groups' own rewards) does not read "
-             "eta, and the details report how far pooled RLHF sits from it. Mutations of the implicit derivatives "
-             "rejected (checked, fast run): the inverse Jacobians transposed, the Jacobians dropped "
-             "(dz = -dR/dtheta dtheta) and the sign flipped each fail (worst ratios 5e5, 1e6, 2e6)."),
-    source=("Chakraborty et al., 'MaxMin-RLHF', ICML 2024 (arXiv:2402.08925), the egalitarian objective and the "
-            "pooled single-reward baseline; Munos et al., ICML 2024 (arXiv:2312.00886); Shapley & Snow 1950 "
-            "(square active-set systems of matrix games); Bradley & Terry 1952. float64."),
-    cost=40,
+    summary=("implicit derivatives of the minimax winner, the regularised Nash and pooled RLHF with "
+             "respect to annotator mixture weights match finite differences"),
+    theorem=("Sensitivity of alignment solutions to the annotator mixture eta (pooled preference P(eta) = "
+             "sum_u eta_u P_u, tangents e_u - e_U on the simplex): the implicit derivatives of the minimax "
+             "(von Neumann) winner (active-set LP, status SUCCESS: nondegenerate), of the regularised Nash "
+             "policy and of pooled RLHF (Bradley-Terry MLE of the pooled comparisons, then pi_ref exp(r / "
+             "beta)) each match central differences of their forward solvers (relative <= 1e-6), with "
+             "status SUCCESS; MaxMin-RLHF (egalitarian over the groups' own rewards) does not read eta, and"
+             " the details report how far pooled RLHF sits from it. Mutations of the implicit derivatives "
+             "rejected (checked, fast run): the inverse Jacobians transposed, the Jacobians dropped (dz = "
+             "-dR/dtheta dtheta) and the sign flipped each fail (worst ratios 5e5, 1e6, 2e6)."),
+    source=("Chakraborty et al., 'MaxMin-RLHF', ICML 2024 (arXiv:2402.08925), the egalitarian objective and"
+            " the pooled single-reward baseline; Munos et al., ICML 2024 (arXiv:2312.00886); Shapley & Snow"
+            " 1950 (square active-set systems of matrix games); Bradley & Terry 1952. float64."),
+    cost=11,
 )
 def implicit_mixture_sensitivity(fast: bool, out_dir: str) -> ClaimResult:
   from nashax import games
@@ -198,16 +203,19 @@ def implicit_mixture_sensitivity(fast: bool, out_dir: str) -> ClaimResult:
 
 @claim(
     "implicit_alpharank_gradient",
+    summary=("the log-space implicit derivative of alpha-rank's stationary mass with respect to the "
+             "payoffs matches fourth-order finite differences"),
     theorem=("The gradient of a model's log alpha-rank mass (the least-ranked state's) with respect to the "
              "payoffs, by implicit differentiation of the chain's stationarity in log space (time-reversed "
-             "jump chain), matches fourth-order central differences (relative <= 1e-6) with status SUCCESS, for "
-             "single- and two-population games at alpha in {0.1, 1, 10, 1e4}; at 1e4 the rates are ~exp(-1e4), where "
-             "linear-space solves underflow. Mutations rejected (checked, fast run): the forward jump chain in "
-             "place of its time reversal, the out-rate term of the right-hand side dropped, and the "
-             "normalisation row pi^T replaced by the uniform 1/N each fail (worst ratios 3e6, 2e6, 1e6)."),
+             "jump chain), matches fourth-order central differences (relative <= 1e-6) with status SUCCESS,"
+             " for single- and two-population games at alpha in {0.1, 1, 10, 1e4}; at 1e4 the rates are "
+             "~exp(-1e4), where linear-space solves underflow. Mutations rejected (checked, fast run): the "
+             "forward jump chain in place of its time reversal, the out-rate term of the right-hand side "
+             "dropped, and the normalisation row pi^T replaced by the uniform 1/N each fail (worst ratios "
+             "3e6, 2e6, 1e6)."),
     source=("Omidshafiei et al., Sci. Rep. 2019 (arXiv:1903.01373), eqs. 2-4; Meyer, SIAM Review 1975 "
             "(derivatives of stationary distributions); Grassmann, Taksar & Heyman 1985 (GTH). float64."),
-    cost=30,
+    cost=10,
 )
 def implicit_alpharank_gradient(fast: bool, out_dir: str) -> ClaimResult:
   from nashax.solvers import implicit as I
@@ -252,3 +260,6 @@ def implicit_alpharank_gradient(fast: bool, out_dir: str) -> ClaimResult:
              f"m = 20, alpha in {list(alphas)} (fourth-order central differences, h = 1e-4 / alpha), "
              "log mass of the least-ranked state; float64")
   return result_from_ratios("implicit_alpharank_gradient", np.array(measured), np.array(bound), details, (path,), 0.0)
+
+
+CLAIMS = table((implicit_inverse_nlhf, implicit_mixture_sensitivity, implicit_alpharank_gradient))

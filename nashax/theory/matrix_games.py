@@ -17,7 +17,10 @@ from nashax.solvers import _common as C
 from nashax.solvers import equilibrium as E
 from nashax.theory import _plot
 from nashax.theory._mutate import swap_step
-from nashax.theory.registry import claim, mutant, result_from_ratios
+from nashax.theory.claim_types import claim, mutant_into, result_from_ratios, table
+
+_MUTANTS = []  # this module's wrong variants (`mutant(...)(make)` adds one), attached by `table` below
+mutant = mutant_into(_MUTANTS)
 
 
 def _gap_trace(game, state):
@@ -31,16 +34,19 @@ def _batch_run(solver, gs, keys, num_steps, every):
 
 @claim(
     "hedge_average_gap",
+    summary=("Hedge's average-iterate duality gap ≤ (Reg_x + Reg_y)/T with the Hoeffding regret bound "
+             "(Freund & Schapire 1999)"),
     theorem=("Both players running Hedge with step eta from x_0: the average of x_0..x_t has duality "
              "gap <= [(D_x + D_y)/eta + 2 eta N (b-a)^2/8] / N, N = t+1, D = max_i -log x_0(i), "
              "payoffs in [a, b]."),
     source=("Freund & Schapire 1999; Cesa-Bianchi & Lugosi 2006, Thm 2.2 (Hoeffding-lemma regret bound); "
             "Freund & Schapire, Games Econ. Behav. 29 (1999)."),
     subject="solver(eta) -> Solver: Hedge / MWU for both players, profile = average iterate (solvers.mwu).",
+    cost=10,
 )
 def hedge_average_gap(fast: bool, out_dir: str, solver=None):
   factory = solvers.mwu if solver is None else solver
-  sizes = (3, 8) if fast else (3, 8, 32)
+  sizes = (3, 8) if fast else (3, 32)
   seeds = 4 if fast else 16
   horizon = 2_000 if fast else 20_000
   every = horizon // 50
@@ -74,16 +80,18 @@ def hedge_average_gap(fast: bool, out_dir: str, solver=None):
 
 @claim(
     "extragradient_ergodic_gap",
+    summary=("mirror-prox / extragradient ergodic gap ≤ max_u D(u, z_0)/(ηT), η = 1/L, both geometries "
+             "(Nemirovski 2004)"),
     theorem=("Extragradient / mirror-prox with eta = 1/L: the average of the half-iterates w_0..w_{T-1} has "
              "duality gap <= max_u D(u, z_0) / (eta T); D = KL with L = max|A_ij| (entropic), "
              "D = |.|^2/2 with L = ||A||_2 (Euclidean)."),
     source="Nemirovski 2004, SIAM J. Optim. 15(1), Thm 3.2.",
-    cost=9,
+    cost=22,
     subject="solver(eta, geometry=...) -> Solver: extragradient / mirror-prox, profile = average half-iterate.",
 )
 def extragradient_ergodic_gap(fast: bool, out_dir: str, solver=None):
   factory = solvers.extragradient if solver is None else solver
-  sizes = (3, 8) if fast else (3, 8, 32)
+  sizes = (3, 8) if fast else (3, 32)
   seeds = 4 if fast else 16
   horizon = 1_000 if fast else 10_000
   every = horizon // 50
@@ -128,18 +136,21 @@ def extragradient_ergodic_gap(fast: bool, out_dir: str, solver=None):
 
 @claim(
     "optimistic_mwu_last_iterate",
-    theorem=("On games with a unique interior equilibrium z*, optimistic MWU (eta = 0.5 / max|A_ij|) converges "
-             "in the last iterate: KL(z*, z_T) / KL(z*, z_0) <= 0.5 within T steps (no rate constant is asserted: it is game-dependent); plain MWU's last iterate "
-             "moves away instead (its KL(z*, z_t) increases, Bailey & Piliouras 2018), checked on the same games."),
+    summary=("optimistic MWU's last iterate approaches the unique interior equilibrium (KL halves at "
+             "least), while plain MWU's drifts away (Daskalakis & Panageas 2019; Bailey & Piliouras 2018)"),
+    theorem=("On games with a unique interior equilibrium z*, optimistic MWU (eta = 0.5 / max|A_ij|) "
+             "converges in the last iterate: KL(z*, z_T) / KL(z*, z_0) <= 0.5 within T steps (no rate "
+             "constant is asserted: it is game-dependent); plain MWU's last iterate moves away instead (its"
+             " KL(z*, z_t) increases, Bailey & Piliouras 2018), checked on the same games."),
     source=("Daskalakis & Panageas, ITCS 2019 (arXiv:1807.04252), Thm 1.1; Wei, Lee, Zhang & Luo, ICLR 2021 "
             "(arXiv:2006.09517), Thm 3; Bailey & Piliouras, EC 2018 (arXiv:1802.05642), Thm 3.1; "
             "Run in float64."),
-    cost=10,
+    cost=24,
     subject="solver(eta) -> Solver: optimistic MWU, profile = last iterate (solvers.optimistic_mwu).",
 )
 def optimistic_mwu_last_iterate(fast: bool, out_dir: str, solver=None):
   factory = solvers.optimistic_mwu if solver is None else solver
-  sizes = (2, 3, 4) if fast else (2, 3, 4, 5)
+  sizes = (2, 3, 4) if fast else (2, 3, 5)
   seeds = 4 if fast else 12
   horizon = 20_000 if fast else 60_000
   target = 0.5
@@ -258,3 +269,6 @@ mutant("optimistic_mwu_last_iterate", "no_optimism", "plain MWU: the optimistic 
     swap_step(solvers.optimistic_mwu, _omwu_plain, "no_optimism"))
 mutant("optimistic_mwu_last_iterate", "missing_factor_2", "the step uses u_t - u_{t-1} instead of 2 u_t - u_{t-1}")(
     swap_step(solvers.optimistic_mwu, _omwu_no_two, "missing_factor_2"))
+
+
+CLAIMS = table((hedge_average_gap, extragradient_ergodic_gap, optimistic_mwu_last_iterate), _MUTANTS)

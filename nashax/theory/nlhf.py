@@ -24,11 +24,14 @@ from nashax.solvers import baselines
 from nashax.solvers import nlhf as N
 from nashax.theory import _plot
 from nashax.theory._mutate import swap_step
-from nashax.theory.registry import ClaimResult, claim, mutant, result_from_ratios
+from nashax.theory.claim_types import ClaimResult, claim, mutant_into, result_from_ratios, table
+
+_MUTANTS = []  # this module's wrong variants (`mutant(...)(make)` adds one), attached by `table` below
+mutant = mutant_into(_MUTANTS)
 
 
 def _sweep(fast: bool):
-  sizes = (3, 10) if fast else (3, 10, 50)
+  sizes = (3, 10) if fast else (3, 24)
   seeds = 3 if fast else 6
   return sizes, seeds
 
@@ -108,15 +111,18 @@ def _limit_errors(make, sizes, seeds, steps, eta_beta, a_of, base_key):
 
 @claim(
     "nash_md_last_iterate_kl",
+    summary=("Nash-MD: KL(π*_β, π_T) ≤ 8/(β²(T+1)) with η_t = 2/(β(t+2)), and its one-step inequality "
+             "(Munos et al. 2024, Thm 1)"),
     theorem=("Nash-MD with eta_t = 2/(beta(t+2)): KL(pi*_beta, pi_T) <= 8/(beta^2 (T+1)); the one-step "
-             "inequality KL(pi*, pi_{t+1}) <= (1 - eta beta) KL(pi*, pi_t) + 2 eta^2 for any pi and eta in (0, 1/beta); "
-             "and, exactly, with a constant step (eta beta = 1/2) the last iterate converges to the fixed point of the "
-             "geometric-mixture map, pi ∝ pi_ref exp(P pi^mu / beta), pi^mu ∝ pi^(1-eta beta) pi_ref^(eta beta) "
-             "(|pi_T - fixed point| <= 1e-10), which is not pi*_beta (distance >= 1e-6, so a solver that converges to "
-             "pi*_beta misses the fixed point by 1e4 times the tolerance)."),
-    source=("Munos et al., ICML 2024 (arXiv:2312.00886), Theorem 1 and its proof, and the Nash-MD update of section 5; "
-            "the fixed point by scipy fsolve on the update's stationarity condition. float64."),
-    cost=16,
+             "inequality KL(pi*, pi_{t+1}) <= (1 - eta beta) KL(pi*, pi_t) + 2 eta^2 for any pi and eta in "
+             "(0, 1/beta); and, exactly, with a constant step (eta beta = 1/2) the last iterate converges "
+             "to the fixed point of the geometric-mixture map, pi ∝ pi_ref exp(P pi^mu / beta), pi^mu ∝ "
+             "pi^(1-eta beta) pi_ref^(eta beta) (|pi_T - fixed point| <= 1e-10), which is not pi*_beta "
+             "(distance >= 1e-6, so a solver that converges to pi*_beta misses the fixed point by 1e4 times"
+             " the tolerance)."),
+    source=("Munos et al., ICML 2024 (arXiv:2312.00886), Theorem 1 and its proof, and the Nash-MD update of"
+            " section 5; the fixed point by scipy fsolve on the update's stationarity condition. float64."),
+    cost=41,
     subject="solver(eta=None) -> Solver: Nash-MD (eta=None: the schedule 2/(beta(t+2)); a number: that constant step).",
 )
 def nash_md_last_iterate_kl(fast: bool, out_dir: str, solver=None):
@@ -250,13 +256,16 @@ def _linear_rate_claim(name, make, eta_for, rate, title, fast, out_dir, label, t
 
 @claim(
     "egpo_linear_rate",
-    theorem=("EGPO (mirror-prox on the KL-regularised game) with eta = 1/(beta + 2 max|P - 1/2|) = 1/(beta + 1): "
-             "KL(pi*_beta, pi_t) <= (1 - eta beta)^t KL(pi*_beta, pi_0), a linear last-iterate rate; on the "
-             "deterministic 3-cycle with beta = 0.01 the bound is nearly attained (tight ratio ~0.99)."),
+    summary=("EGPO: KL(π*_β, π_t) ≤ (1−ηβ)^t KL_0 with η = 1/(β+1) (Zhou et al. 2025; the rate of Cen et "
+             "al. 2021)"),
+    theorem=("EGPO (mirror-prox on the KL-regularised game) with eta = 1/(beta + 2 max|P - 1/2|) = 1/(beta "
+             "+ 1): KL(pi*_beta, pi_t) <= (1 - eta beta)^t KL(pi*_beta, pi_0), a linear last-iterate rate; "
+             "on the deterministic 3-cycle with beta = 0.01 the bound is nearly attained (tight ratio "
+             "~0.99)."),
     source=("Zhou, Fazel & Du, arXiv:2503.08942 (linear last-iterate convergence, abstract) with the rate of "
             "Cen, Wei & Chi, NeurIPS 2021 (arXiv:2105.15186), Thm 1, for the same update; the constant is "
             "checked numerically here. float64."),
-    cost=16,
+    cost=15,
     subject="solver(eta, init_scale=...) -> Solver: EGPO (the signature of solvers.egpo).",
 )
 def egpo_linear_rate(fast: bool, out_dir: str, solver=None):
@@ -292,11 +301,15 @@ mutant("egpo_linear_rate", "update_from_half",
 
 @claim(
     "mpo_linear_rate",
-    theorem=("Magnetic mirror descent (MPO's inner loop) with eta = tau / L^2, L = 1/2 the Lipschitz constant of "
-             "pi -> (P - 1/2) pi from l1 to l-inf: KL(pi*_beta, pi_t) <= KL(pi*_beta, pi_0) / (1 + eta beta)^t."),
-    source=("Sokota et al., ICLR 2023 (arXiv:2206.05825), Thm 3.4; Wang et al., ICLR 2025 (arXiv:2410.16714), "
-            "MPO. float64."),
+    summary=("MPO / magnetic mirror descent: KL_t ≤ KL_0/(1+ηβ)^t with η = 4β (Sokota et al. 2023, Thm "
+             "3.4)"),
+    theorem=("Magnetic mirror descent (MPO's inner loop) with eta = tau / L^2, L = 1/2 the Lipschitz "
+             "constant of pi -> (P - 1/2) pi from l1 to l-inf: KL(pi*_beta, pi_t) <= KL(pi*_beta, pi_0) / "
+             "(1 + eta beta)^t."),
+    source=("Sokota et al., ICLR 2023 (arXiv:2206.05825), Thm 3.4; Wang et al., ICLR 2025 "
+            "(arXiv:2410.16714), MPO. float64."),
     subject="solver(eta, init_scale=...) -> Solver: MPO with the game's beta as tau (the signature of solvers.mpo).",
+    cost=7,
 )
 def mpo_linear_rate(fast: bool, out_dir: str, solver=None):
   factory = solvers.mpo if solver is None else solver
@@ -331,14 +344,16 @@ mutant("mpo_linear_rate", "no_denominator", "the closed form's division by 1 + e
 
 @claim(
     "inpo_last_iterate_kl",
-    theorem=("INPO with eta_t = 2/(beta(t+2)) (the paper's inverse step beta(t+2)/2): KL(pi*, pi_T) <= "
-             "32 C^2/(beta^2 (T+1)), C = max(B beta, 1), with B = max(S_0, 1/beta) >= |log(pi_t/pi_ref)| fixed in "
-             "advance (S_0 = max - min of log(pi_0/pi_ref): the update contracts the spread of log(pi/pi_ref) toward "
-             "at most 1/beta); and, exactly, with a constant step (eta beta = 1/2) the last iterate converges to "
-             "pi*_beta itself (|pi_T - pi*_beta| <= 1e-10)."),
+    summary="INPO: KL(π*, π_T) ≤ 32C²/(β²(T+1)) (Zhang et al. 2025, Thm 4)",
+    theorem=("INPO with eta_t = 2/(beta(t+2)) (the paper's inverse step beta(t+2)/2): KL(pi*, pi_T) <= 32 "
+             "C^2/(beta^2 (T+1)), C = max(B beta, 1), with B = max(S_0, 1/beta) >= |log(pi_t/pi_ref)| fixed"
+             " in advance (S_0 = max - min of log(pi_0/pi_ref): the update contracts the spread of "
+             "log(pi/pi_ref) toward at most 1/beta); and, exactly, with a constant step (eta beta = 1/2) "
+             "the last iterate converges to pi*_beta itself (|pi_T - pi*_beta| <= 1e-10)."),
     source=("Zhang et al., ICLR 2025 (arXiv:2407.00617), eq. 5 and Theorem 4; pi*_beta by scipy fsolve on "
             "pi ∝ pi_ref exp(P pi / beta). float64."),
     subject="solver(eta, schedule=...) -> Solver: INPO (the signature of solvers.inpo).",
+    cost=17,
 )
 def inpo_last_iterate_kl(fast: bool, out_dir: str, solver=None):
   factory = solvers.inpo if solver is None else solver
@@ -428,12 +443,15 @@ def _profiles(solver, gs, steps):
 
 @claim(
     "sppo_average_gap",
-    theorem=("SPPO (Hedge on win rates, unregularised game) from the uniform policy with eta = sqrt(8 ln K / T): the "
-             "average of pi_0..pi_{N-1} has Gap_0 = 2 Reg_N / N <= 2 (ln K / eta + eta N / 8) / N, which is "
-             "sqrt(2 ln K / T) at N = T."),
+    summary=("SPPO: average-iterate gap = 2·Reg/T ≤ √(2 ln K/T) from the uniform start (Wu et al. 2025, "
+             "Thm 4.1)"),
+    theorem=("SPPO (Hedge on win rates, unregularised game) from the uniform policy with eta = sqrt(8 ln K "
+             "/ T): the average of pi_0..pi_{N-1} has Gap_0 = 2 Reg_N / N <= 2 (ln K / eta + eta N / 8) / "
+             "N, which is sqrt(2 ln K / T) at N = T."),
     source=("Wu et al., ICLR 2025 (arXiv:2405.00675), Theorem 4.1, with the explicit Hedge constant of "
             "Cesa-Bianchi & Lugosi 2006, Thm 2.2. Uniform start (the bound's assumption). float64."),
     subject="solver(eta, iterate='last', init_scale=0.0) -> Solver: SPPO (the signature of solvers.sppo).",
+    cost=5,
 )
 def sppo_average_gap(fast: bool, out_dir: str, solver=None):
   factory = solvers.sppo if solver is None else solver
@@ -484,12 +502,16 @@ mutant("sppo_average_gap", "reference_opponent", "win rates against pi_ref inste
 
 @claim(
     "onpo_average_gap",
-    theorem=("Optimistic mirror descent (ONPO; optimistic Hedge in self-play) from the uniform policy: the average "
-             "of pi_0..pi_{N-1} has Gap_0 = 2 Reg_N / N <= 2 (ln K / eta + eta S_N) / N with "
-             "S_N = sum_t ||r_t - r_{t-1}||_inf^2 (r_{-1} = 0), and S_N stays bounded, so the gap is O(1/T)."),
+    summary=("ONPO / optimistic Hedge: average gap ≤ 2(ln K/η + η·Σ‖r_t − r_{t−1}‖²)/T with a bounded path"
+             " length, i.e. O(1/T) (RVU, Syrgkanis et al. 2015)"),
+    theorem=("Optimistic mirror descent (ONPO; optimistic Hedge in self-play) from the uniform policy: the "
+             "average of pi_0..pi_{N-1} has Gap_0 = 2 Reg_N / N <= 2 (ln K / eta + eta S_N) / N with S_N = "
+             "sum_t ||r_t - r_{t-1}||_inf^2 (r_{-1} = 0), and S_N stays bounded, so the gap is O(1/T)."),
     source=("Zhang et al., arXiv:2502.16852 (ONPO, O(1/T) duality gap); the RVU bound of optimistic Hedge: "
-            "Syrgkanis, Agarwal, Luo & Schapire, NeurIPS 2015, Prop. 7 (negative term dropped). Uniform start (the bound's ln K). float64."),
+            "Syrgkanis, Agarwal, Luo & Schapire, NeurIPS 2015, Prop. 7 (negative term dropped). Uniform "
+            "start (the bound's ln K). float64."),
     subject="solver(eta, init_scale=0.0) -> Solver: ONPO (the signature of solvers.onpo).",
+    cost=6,
 )
 def onpo_average_gap(fast: bool, out_dir: str, solver=None):
   factory = solvers.onpo if solver is None else solver
@@ -555,6 +577,8 @@ mutant("onpo_average_gap", "stale_base_step", "the base step pi'_{t+1} uses r_{t
 
 @claim(
     "bt_rlhf_vs_minimax_winner",
+    summary=("on the 3-rater Condorcet cycle the Bradley-Terry RLHF optimum is nearly pure and far (TV ≥ "
+             "0.3) from the minimax winner (LP = closed form)"),
     theorem=("On the 3-rater Condorcet cycle (shares 1/3-eps, 1/3+eps/2, 1/3+eps/2) the minimax winner is "
              "(1/3+eps/2, 1/3+eps/2, 1/3-eps) (LP), while the Bradley-Terry RLHF optimum (beta = 0.01) is "
              "nearly pure and jumps between y1 and y2 as eps changes sign: TV(RLHF, minimax winner) >= 0.3."),
@@ -563,6 +587,7 @@ mutant("onpo_average_gap", "stale_base_step", "the base step pi'_{t+1} uses r_{t
     subject=("solver = (minimax_winners, rlhf_optimum): the LP minimax winner of a PreferenceGame and the "
              "Bradley-Terry RLHF optimum of a regularised one (the signatures of solvers.minimax_winners and "
              "solvers.rlhf_optimum)."),
+    cost=3,
 )
 def bt_rlhf_vs_minimax_winner(fast: bool, out_dir: str, solver=None):
   minimax_winners, rlhf_optimum = (solvers.minimax_winners, solvers.rlhf_optimum) if solver is None else solver
@@ -614,15 +639,21 @@ mutant("bt_rlhf_vs_minimax_winner", "rlhf_inverse_beta", "the RLHF optimum uses 
 
 @claim(
     "maxmin_rlhf_impossibility",
-    theorem=("Two Bradley-Terry populations (shares eta_1 >= 1/2 and 1 - eta_1): single-reward RLHF on pooled data "
-             "leaves the minority an alignment gap F_2(pi*_2) - F_2(pi_single) > 0 that grows with the distance "
-             "between the rewards and with the majority share (Spearman > 0.9), while MaxMin-RLHF's worst group "
-             "does at least as well: min_u F_u(pi_maxmin) >= min_u F_u(pi_single) - 1e-9; and MaxMin-RLHF's policy "
-             "attains the max-min value: |min_u F_u(pi_maxmin) - V*| <= 1e-4 (1 + |V*|), V* by an independent scipy "
-             "convex solve of the dual min_w beta log sum_y pi_ref e^{(w r_1 + (1-w) r_2)/beta}."),
-    source=("Chakraborty et al., ICML 2024 (arXiv:2402.08925), Theorem 1 (impossibility) and the MaxMin objective; "
-            "Sion's minimax theorem for the dual; scipy minimize_scalar (bounded, xatol 1e-12). float64."),
+    summary=("pooled single-reward RLHF leaves the minority an alignment gap growing with reward distance "
+             "and majority share; MaxMin-RLHF's worst group does at least as well (Chakraborty et al. "
+             "2024)"),
+    theorem=("Two Bradley-Terry populations (shares eta_1 >= 1/2 and 1 - eta_1): single-reward RLHF on "
+             "pooled data leaves the minority an alignment gap F_2(pi*_2) - F_2(pi_single) > 0 that grows "
+             "with the distance between the rewards and with the majority share (Spearman > 0.9), while "
+             "MaxMin-RLHF's worst group does at least as well: min_u F_u(pi_maxmin) >= min_u F_u(pi_single)"
+             " - 1e-9; and MaxMin-RLHF's policy attains the max-min value: |min_u F_u(pi_maxmin) - V*| <= "
+             "1e-4 (1 + |V*|), V* by an independent scipy convex solve of the dual min_w beta log sum_y "
+             "pi_ref e^{(w r_1 + (1-w) r_2)/beta}."),
+    source=("Chakraborty et al., ICML 2024 (arXiv:2402.08925), Theorem 1 (impossibility) and the MaxMin "
+            "objective; Sion's minimax theorem for the dual; scipy minimize_scalar (bounded, xatol 1e-12). "
+            "float64."),
     subject="solver(rewards [U, n], beta, pi_ref, steps=...) -> MaxMinSolution (the signature of solvers.maxmin_rlhf).",
+    cost=4,
 )
 def maxmin_rlhf_impossibility(fast: bool, out_dir: str, solver=None):
   from scipy import optimize, special
@@ -704,3 +735,9 @@ mutant("maxmin_rlhf_impossibility", "dual_ascent",
        "the dual weights w ascend E_{pi_w}[r_u] (sign flip): the best-off group gets the weight")(_maxmin_variant(1.0, False))
 mutant("maxmin_rlhf_impossibility", "fixed_weights", "the group weights are never updated (uniform pooled objective)")(
     _maxmin_variant(-1.0, True))
+
+
+CLAIMS = table((
+    nash_md_last_iterate_kl, egpo_linear_rate, mpo_linear_rate, inpo_last_iterate_kl, sppo_average_gap,
+    onpo_average_gap, bt_rlhf_vs_minimax_winner, maxmin_rlhf_impossibility,
+), _MUTANTS)

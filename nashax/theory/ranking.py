@@ -13,7 +13,10 @@ import itertools
 
 from nashax.solvers import alpharank as A
 from nashax.theory import _plot
-from nashax.theory.registry import ClaimResult, claim, mutant, result_from_ratios
+from nashax.theory.claim_types import ClaimResult, claim, mutant_into, result_from_ratios, table
+
+_MUTANTS = []  # this module's wrong variants (`mutant(...)(make)` adds one), attached by `table` below
+mutant = mutant_into(_MUTANTS)
 
 _D = decimal.Context(prec=60)
 
@@ -108,17 +111,21 @@ def _sink_mask(adj: np.ndarray) -> np.ndarray:
 
 @claim(
     "alpharank_limits",
-    theorem=("alpha-rank equals an independent 60-digit computation from the published fixation probabilities "
-             "(|pi - pi_ref|_inf <= 1e-10 on random 3x3 one-population and 3x3 two-population games, alpha in "
-             "{0.1, 1, 5}); on two-strategy games pi_1/pi_2 = rho_21/rho_12 (relative error <= 1e-9); "
-             "alpha-rank of rock-paper-scissors is uniform for every alpha (one and two populations); as alpha "
-             "grows the stationary mass leaves every profile outside the sink strongly connected components of the "
-             "response graph (mass off the sinks <= 1e-9 at alpha = 1e4 and exactly 0 at alpha = inf); the "
-             "stationary distribution is invariant (|pi C - pi|_1 <= 1e-10)."),
-    source=("Omidshafiei et al., Sci. Rep. 2019 (arXiv:1903.01373), Sec. 3 and Thm 2.1.3 (infinite-alpha limit on "
-            "the sink components / Markov-Conley chains); the fixation probability of the Moran process "
-            "(Nowak, Evolutionary Dynamics, 2006, eq. 6.13). Sink components by scipy. float64."),
-    cost=7,
+    summary=("alpha-rank of RPS is uniform for every α; the mass off the sink components of the response "
+             "graph vanishes as α grows (≤ 1e-9 at α = 10⁴, 0 at α = ∞); ‖πC − π‖₁ ≤ 1e-10 (Omidshafiei et"
+             " al. 2019)"),
+    theorem=("alpha-rank equals an independent 60-digit computation from the published fixation "
+             "probabilities (|pi - pi_ref|_inf <= 1e-10 on random 3x3 one-population and 3x3 two-population"
+             " games, alpha in {0.1, 1, 5}); on two-strategy games pi_1/pi_2 = rho_21/rho_12 (relative "
+             "error <= 1e-9); alpha-rank of rock-paper-scissors is uniform for every alpha (one and two "
+             "populations); as alpha grows the stationary mass leaves every profile outside the sink "
+             "strongly connected components of the response graph (mass off the sinks <= 1e-9 at alpha = "
+             "1e4 and exactly 0 at alpha = inf); the stationary distribution is invariant (|pi C - pi|_1 <="
+             " 1e-10)."),
+    source=("Omidshafiei et al., Sci. Rep. 2019 (arXiv:1903.01373), Sec. 3 and Thm 2.1.3 (infinite-alpha "
+            "limit on the sink components / Markov-Conley chains); the fixation probability of the Moran "
+            "process (Nowak, Evolutionary Dynamics, 2006, eq. 6.13). Sink components by scipy. float64."),
+    cost=16,
     subject=("solver(payoffs, alpha, m, single_population=False) -> AlphaRank (the signature of "
              "solvers.alpharank.alpharank; jit/vmap-able over alpha)."),
 )
@@ -271,25 +278,28 @@ def _least_count(c: float, gap: float, log_term: float) -> float:
 
 @claim(
     "response_graph_ucb_guarantees",
-    theorem=("ResponseGraphUCB with time-uniform Hoeffding intervals (delta_n = delta' 6/(pi^2 n^2), delta' = "
-             "delta/(K N)) returns the true response graph with probability >= 1 - delta (error rate / delta <= 1 "
-             "over many seeds) and, on that event, uses at most N + 2 sum_e n*_8(Delta_e) samples, n*_c the least "
-             "n >= c log(2/delta_n)/Delta^2; on single-edge instances the per-profile count is close to the "
-             "stopping point n*_2 where the two intervals meet (median / n*_2 in [0.8, 1.25]) and the samples grow "
-             "like log(1/delta)/Delta^2 along a sweep of Delta (log-log slope within 0.15 of the closed form's, "
-             "which is about 2.2)."),
+    summary=("ResponseGraphUCB's empirical error rate ≤ δ over many seeds, and its samples ≤ N + 2Σ_e⌊8 "
+             "log(2KN/δ)/Δ_e²⌋ (an edge resolves once both Hoeffding widths are below Δ_e/4) (Rowland et "
+             "al. 2019, Alg. 1, Thm 4.1)"),
+    theorem=("ResponseGraphUCB with time-uniform Hoeffding intervals (delta_n = delta' 6/(pi^2 n^2), delta'"
+             " = delta/(K N)) returns the true response graph with probability >= 1 - delta (error rate / "
+             "delta <= 1 over many seeds) and, on that event, uses at most N + 2 sum_e n*_8(Delta_e) "
+             "samples, n*_c the least n >= c log(2/delta_n)/Delta^2; on single-edge instances the per-"
+             "profile count is close to the stopping point n*_2 where the two intervals meet (median / n*_2"
+             " in [0.8, 1.25]) and the samples grow like log(1/delta)/Delta^2 along a sweep of Delta (log-"
+             "log slope within 0.15 of the closed form's, which is about 2.2)."),
     source=("Rowland et al., NeurIPS 2019 (arXiv:1909.09849), Algorithm 1 and Theorem 4.1 (uniform edge "
-            "selection); the time-uniform union bound sum_n 6/(pi^2 n^2) = 1. The counts are derived for this "
-            "implementation (each pick of an edge samples both endpoints)."),
-    cost=10,
+            "selection); the time-uniform union bound sum_n 6/(pi^2 n^2) = 1. The counts are derived for "
+            "this implementation (each pick of an edge samples both endpoints)."),
+    cost=70,
     subject="solver(key, means [K, a_1, ..., a_K], delta) -> ResponseGraphEstimate (solvers.ranking.response_graph_ucb).",
 )
 def response_graph_ucb_guarantees(fast: bool, out_dir: str, solver=None) -> ClaimResult:
   from nashax.solvers import ranking as R
 
   ucb = R.response_graph_ucb if solver is None else solver
-  n_games = 3 if fast else 8
-  seeds = 100 if fast else 500
+  n_games = 3 if fast else 5
+  seeds = 100 if fast else 300
   delta = 0.1
   rng = np.random.default_rng(4)
   measured, bound, used_all, bound_all = [], [], [], []
@@ -313,7 +323,7 @@ def response_graph_ucb_guarantees(fast: bool, out_dir: str, solver=None) -> Clai
     measured.append(rate + 1e-300); bound.append(delta)
     # Single-edge instances (one player, two strategies, means 1/2 -+ Delta/2): counts vs the closed form.
     gaps = np.array([0.4, 0.2, 0.1] if fast else [0.4, 0.2, 0.1, 0.05])
-    edge_seeds = 64 if fast else 200
+    edge_seeds = 64 if fast else 100
     one = jax.jit(jax.vmap(lambda k, m: ucb(k, m, delta), in_axes=(0, None)))
     med_counts, closed = [], []
     for gp in gaps:
@@ -362,3 +372,6 @@ mutant("response_graph_ucb_guarantees", "fixed_n_hoeffding",
     _ucb_fixed_n)
 mutant("response_graph_ucb_guarantees", "hoeffding_missing_2", "the width sqrt(log(2/delta_n)/n) (Hoeffding's 2n as n)")(
     _ucb_no_half)
+
+
+CLAIMS = table((alpharank_limits, response_graph_ucb_guarantees), _MUTANTS)
