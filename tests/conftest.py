@@ -30,6 +30,7 @@ _SLOW = (
     "tests/test_theory.py::test_claim_passes_fast[vr_halpern_complexity]",
     "tests/test_theory.py::test_claim_passes_fast[f_dpg_reaches_target]",
     "tests/test_theory.py::test_claim_passes_fast[policy_nash_beats_iterative_dpo]",
+    "tests/test_theory.py::test_claim_passes_fast[lm_policy_nash_reaches_the_regularised_equilibrium]",
     "tests/test_halpern.py::test_wrong_constants_are_detected",
     "tests/test_policies.py::test_sample_and_logp_vmap_over_keys_and_parameters",
     "tests/test_policies.py::test_kv_cache_decoding_equals_the_full_forward_pass",

@@ -19,7 +19,7 @@ FDIV_CLAIMS = ["divergence_axioms", "f_dpg_reaches_target", "f_dpg_alignment_div
 RANKING_CLAIMS = ["alpharank_limits", "response_graph_ucb_guarantees"]
 ALIGNMENT_CLAIMS = ["off_switch_incentive", "consensus_game_pikl", "red_teaming_safety_guarantee", "best_of_n_win_rate",
                     "transformed_rewards_and", "dpo_ranking_accuracy"]
-POLICY_CLAIMS = ["policy_nash_beats_iterative_dpo"]
+POLICY_CLAIMS = ["policy_nash_beats_iterative_dpo", "lm_policy_nash_reaches_the_regularised_equilibrium"]
 
 
 def test_issue_claims_are_registered():

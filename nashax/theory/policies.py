@@ -1,4 +1,5 @@
-"""End-to-end claim: NLHF algorithms on a transformer policy against an intransitive oracle."""
+"""End-to-end claims: NLHF algorithms on a toy transformer and on a Llama-family decoder against an
+intransitive oracle."""
 
 from __future__ import annotations
 
@@ -65,4 +66,63 @@ def policy_nash_beats_iterative_dpo(fast: bool, out_dir: str) -> ClaimResult:
                             (os.path.join(out_dir, "policy_nash_beats_iterative_dpo.png"),), 0.0)
 
 
-CLAIMS = table((policy_nash_beats_iterative_dpo,))
+_LM_CONFIG = {
+    "name": "lm_policy_claim",
+    "policy": {"seed": 0, "init_std": 0.5,
+               "random": {"model_type": "llama", "vocab_size": 4, "hidden_size": 32, "intermediate_size": 64,
+                          "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+                          "max_position_embeddings": 8}},
+    "prompts": {"bos": 64},
+    "oracle": {"kind": "class", "num_classes": 3, "margin": 0.3, "noise": 0.1},
+    "train": {"algorithm": ["iterative_dpo", "nash_md", "egpo", "inpo"], "beta": 0.1, "eta": 1.0, "lr": 0.003,
+              "batch_size": 64, "num_steps": 200, "refresh": 10},
+    "lm": {"max_new_tokens": 2, "eval_prompts": 8, "eval_samples": 8},
+    "run": {"eval_every": 25, "checkpoint_every": 200, "export": False},
+}
+_LM_TOL = 0.02
+
+
+@claim(
+    "lm_policy_nash_reaches_the_regularised_equilibrium",
+    summary=("a 2-layer Llama decoder (nashax.lm) trained with Nash-MD-PG, EGPO or INPO against the 3-class "
+             "cyclic oracle ends within 0.02 of the KL-regularised equilibrium's exploitability (0); iterative "
+             "DPO ends above 0.02"),
+    theorem=("The policy claim carried over to the real-architecture decoder and its trainer (nashax.lm.train: "
+             "the same algorithm table, prompts, the oracle interface): on the 3-class cyclic oracle over "
+             "2-token responses after one-token prompts (16 responses per prompt, exact exploitability of the "
+             "beta = 0.1 regularised game by enumeration, averaged over 8 evaluation prompts), a 2-layer "
+             "Llama-config decoder from a skewed random start (weights' std 0.5) trained for 200 sampled steps "
+             "with Nash-MD-PG, EGPO or INPO ends within the absolute tolerance 0.02 of the regularised "
+             "equilibrium (exploitability 0), while iterative DPO does not (it collapses onto one class and "
+             "chases the cycle)."),
+    source=("Munos et al. 2024 (Nash-MD-PG, mixture eta beta), Zhou et al. 2025 (EGPO), Zhang et al. 2025 (INPO) "
+            "against Xiong et al. 2024 (iterative DPO); the exact gap of nashax.policies.oracles per prompt."),
+    cost=90,
+)
+def lm_policy_nash_reaches_the_regularised_equilibrium(fast: bool, out_dir: str) -> ClaimResult:
+  from nashax.lm import experiment
+
+  cfg = {k: dict(v) if isinstance(v, dict) else v for k, v in _LM_CONFIG.items()}
+  if fast:
+    cfg["train"] = {**cfg["train"], "algorithm": ["iterative_dpo", "nash_md"]}
+  tmp = tempfile.mkdtemp(prefix="nashax_lm_policy_claim_")
+  name = "lm_policy_nash_reaches_the_regularised_equilibrium"
+  try:
+    res = experiment.run_lm_experiment(cfg, tmp, progress=False, log=lambda s: None)
+    shutil.copy(os.path.join(tmp, "comparison.png"), os.path.join(out_dir, f"{name}.png"))
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+  final = {a: float(np.mean(c["exploitability"][-2:])) for a, c in res.items()}
+  start = float(res["nash_md"]["exploitability"][0])
+  nash = [a for a in final if a != "iterative_dpo"]
+  # Each Nash method within the tolerance (final / tol <= 1); iterative DPO outside it (tol / final <= 1).
+  measured = np.array([final[a] for a in nash] + [_LM_TOL])
+  bound = np.array([_LM_TOL] * len(nash) + [final["iterative_dpo"]])
+  details = (f"{'fast: Nash-MD only' if fast else 'Nash-MD, EGPO, INPO'} vs iterative DPO; 2-layer Llama decoder, "
+             f"2-token responses (64 one-token prompts), 200 steps, batch 64, beta = 0.1, tolerance {_LM_TOL}; start "
+             f"{start:.4f}; final (mean of the last two evaluations): "
+             + ", ".join(f"{a} {v:.4f}" for a, v in final.items()))
+  return result_from_ratios(name, measured, bound, details, (os.path.join(out_dir, f"{name}.png"),), 0.0)
+
+
+CLAIMS = table((policy_nash_beats_iterative_dpo, lm_policy_nash_reaches_the_regularised_equilibrium))
