@@ -432,8 +432,9 @@ def put(tree: Any, shardings: Any) -> Any:
     return jax.tree.map(lambda x, s: put(x, s), tree, shardings)
 
   def one(x):
-    if getattr(shardings, "is_fully_addressable", True):
-      return jax.device_put(x, shardings)
+    if getattr(shardings, "is_fully_addressable", True) or (isinstance(x, jax.Array) and
+                                                            not x.is_fully_addressable):
+      return jax.device_put(x, shardings)  # local to local, or already spanning the processes
     if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
       return jax.random.wrap_key_data(one(jax.random.key_data(x)), impl=jax.random.key_impl(x))
     h = np.asarray(x)
