@@ -24,7 +24,7 @@ from nashax import _distributed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "_multihost_worker.py")
-TIMEOUT = 240  # seconds for one launch of compile-bound processes on a loaded 2-core machine
+TIMEOUT = 480  # seconds for one launch of compile-bound processes (a loaded 2-core machine needs minutes)
 
 SWEEP = """
 name = "mh"
@@ -55,7 +55,7 @@ max_len = 2
 num_classes = 3
 response_len = 1
 [train]
-algorithm = "nash_md"
+algorithm = "online_ipo"
 batch_size = 8
 num_steps = 6
 [run]
@@ -99,17 +99,17 @@ def _reaped(procs: list):
 
 
 def _finish(procs: list, timeout: float = TIMEOUT) -> list:
-  """``(returncode, stderr)`` of each process; fails the test if one runs past ``timeout``."""
+  """``(returncode, stdout and stderr)`` of each process; fails the test if one runs past ``timeout``."""
   deadline = time.monotonic() + timeout
   res = []
   for p in procs:
     try:
-      _, err = p.communicate(timeout=max(deadline - time.monotonic(), 1))
+      out, err = p.communicate(timeout=max(deadline - time.monotonic(), 1))
     except subprocess.TimeoutExpired:
       for q in procs:
         q.kill()
       pytest.fail(f"a process ran past {timeout} s")
-    res.append((p.returncode, _clean(err)))
+    res.append((p.returncode, out + _clean(err)))
   return res
 
 
@@ -212,10 +212,13 @@ def _restore(folder, step, mc, cfg_train, oracle):
 
 def test_train_two_processes_resume_equals_one_process_and_loads_in_one(tmp_path):
   """`nashax train --fsdp 2` on 2 processes x 2 devices (mesh data 2 x fsdp 2, parameters split), stopped
-  after 3 steps and resumed from its orbax checkpoint by a second launch, writes the metrics.csv of one
+  after 3 steps and resumed from its orbax checkpoint by a second launch, writes the metrics of one
   uninterrupted process with 4 devices and the same mesh, and its final checkpoint (written by both
   processes) restores in this one-device process to the reference run's parameters (the independent
-  source: the one-process run). Every file of the run folder is written by one process."""
+  source: the one-process run). Equal up to float32 rounding (rtol 1e-6, a few ulps): the cross-process
+  all-reduce (gloo) may add the devices' partial sums in another order than the in-process one (measured:
+  the parameters identical, one mean loss 3e-8 apart). Every file of the run folder is written by one
+  process; process 1 writes only its own orbax shard files."""
   from nashax.policies import experiment
 
   cfg = tmp_path / "mh.toml"
@@ -230,7 +233,7 @@ def test_train_two_processes_resume_equals_one_process_and_loads_in_one(tmp_path
                   for i in range(2)]) as procs:
     res = _finish(procs)
   assert [r for r, _ in res] == [0, 0, 0], res
-  rows = (two / "nash_md" / "metrics.csv").read_text().splitlines()
+  rows = (two / "online_ipo" / "metrics.csv").read_text().splitlines()
   assert len(rows) == 3, rows  # header, step 0, step 2: stopped after step 3
 
   port = _port()
@@ -239,14 +242,18 @@ def test_train_two_processes_resume_equals_one_process_and_loads_in_one(tmp_path
     res = _finish(procs)
   assert [r for r, _ in res] == [0, 0], res
   assert "resuming from step 3" in res[0][1], res[0][1][-2000:]
-  assert (one / "nash_md" / "metrics.csv").read_text() == (two / "nash_md" / "metrics.csv").read_text()
+  a_rows = np.genfromtxt(one / "online_ipo" / "metrics.csv", delimiter=",", names=True)
+  b_rows = np.genfromtxt(two / "online_ipo" / "metrics.csv", delimiter=",", names=True)
+  assert a_rows.dtype.names == b_rows.dtype.names and len(a_rows) == len(b_rows) == 4
+  for k in a_rows.dtype.names:  # float32 rounding: gloo adds the 4 devices' partial sums in its own order
+    np.testing.assert_allclose(b_rows[k], a_rows[k], rtol=1e-6, atol=0, err_msg=k)
 
   exp = experiment.load_experiment(str(cfg))
   oracle = exp.build_oracle()
-  a = _restore(one / "nash_md" / "checkpoints", 6, exp.model, exp.trains[0], oracle)
-  b = _restore(two / "nash_md" / "checkpoints", 6, exp.model, exp.trains[0], oracle)
+  a = _restore(one / "online_ipo" / "checkpoints", 6, exp.model, exp.trains[0], oracle)
+  b = _restore(two / "online_ipo" / "checkpoints", 6, exp.model, exp.trains[0], oracle)
   for x, y in zip(jax_leaves(a), jax_leaves(b)):
-    np.testing.assert_array_equal(x, y)
+    np.testing.assert_allclose(y, x, rtol=1e-6, atol=1e-8)
   assert int(b.step) == 6
   w = _one_writer(audits, two)
   assert any("process_1" in f for f, p in w.items() if p == {1})  # orbax: process 1 writes its own part
