@@ -117,7 +117,9 @@ def initialize(coordinator: Optional[str] = None, num_processes: Optional[int] =
     num_processes: processes in the run (with an explicit coordinator).
     process_id: this process's index, ``0 <= process_id < num_processes``.
     timeout: seconds to wait for every process to join (the preflight and
-      ``jax.distributed.initialize``'s ``initialization_timeout`` each).
+      ``jax.distributed.initialize``'s ``initialization_timeout`` each), and
+      at the end for every process to reach JAX's shutdown barrier (process
+      0 may still be writing tables or plots when the others finish).
     heartbeat_timeout: seconds without a heartbeat after which JAX declares a
       process dead and stops the others.
     environ: the environment to read (default ``os.environ``).
@@ -154,7 +156,7 @@ def initialize(coordinator: Optional[str] = None, num_processes: Optional[int] =
       raise ValueError("--coordinator: 'auto' takes the process count and id from the cluster; do not give "
                        "--num-processes / --process-id with it")
     _jax_initialize(jax, dict(initialization_timeout=int(timeout), heartbeat_timeout_seconds=int(heartbeat_timeout),
-                              shutdown_timeout_seconds=int(heartbeat_timeout)))
+                              shutdown_timeout_seconds=int(timeout)))
     rt = Runtime(jax.process_index(), jax.process_count(), "auto")
   else:
     host, port = parse_coordinator(coordinator)
@@ -170,7 +172,7 @@ def initialize(coordinator: Optional[str] = None, num_processes: Optional[int] =
     _preflight(host, port, n, i, float(timeout))
     _jax_initialize(jax, dict(coordinator_address=coordinator, num_processes=n, process_id=i,
                               initialization_timeout=int(timeout), heartbeat_timeout_seconds=int(heartbeat_timeout),
-                              shutdown_timeout_seconds=int(heartbeat_timeout)))
+                              shutdown_timeout_seconds=int(timeout)))
     rt = Runtime(i, n, coordinator)
     if jax.process_count() != n or jax.process_index() != i:
       raise ValueError(f"--num-processes: JAX reports process {jax.process_index()} of {jax.process_count()}, "

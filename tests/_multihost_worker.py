@@ -62,7 +62,7 @@ def main():
     config, out, stop_after, fsdp = args[0], args[1], int(args[2]), int(args[3])
     from nashax import _distributed
 
-    _distributed.initialize(timeout=30, heartbeat_timeout=10)
+    _distributed.initialize(timeout=120, heartbeat_timeout=20)
     from nashax.policies import experiment
 
     experiment.run_experiment(config, out, progress=False, stop_after=stop_after or None, fsdp=fsdp)

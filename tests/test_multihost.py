@@ -75,9 +75,9 @@ def _env(devices: int) -> dict:
               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
 
 
-def _dist(port: int, n: int, i: int, timeout: int = 30) -> list:
+def _dist(port: int, n: int, i: int, timeout: int = 120) -> list:
   return ["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(n), "--process-id", str(i),
-          "--timeout", str(timeout), "--heartbeat-timeout", "10"]
+          "--timeout", str(timeout), "--heartbeat-timeout", "20"]
 
 
 def _spawn(audit, mode: str, args: list, devices: int = 2, env: dict = None):
@@ -144,7 +144,7 @@ def _one_writer(audits: dict, folder) -> dict:
 
 def test_sweep_two_processes_kill_resume_equals_one_process(tmp_path):
   """`nashax sweep` on 2 processes x 2 devices: process 1 killed with SIGKILL after a chunk stops process 0
-  with a message naming the lost process (within the 10 s heartbeat timeout and a margin); all started
+  with a message naming the lost process (within the 20 s heartbeat timeout and a margin); all started
   again, it resumes from the finished chunks, and its results.csv and traces.npz are byte for byte those
   of one process with 4 devices (the independent source: the one-process run). Every file of the folder
   is written by one process only, and process 1 writes none."""
@@ -172,7 +172,7 @@ def test_sweep_two_processes_kill_resume_equals_one_process(tmp_path):
   assert rc_ref == 0, err_ref[-3000:]
   assert rc0 != 0, err0[-2000:]
   assert ("another process of the run died" in err0 or "another task died" in err0), err0[-3000:]
-  assert stopped < 40, stopped
+  assert stopped < 60, stopped
   total = len(os.listdir(one / "chunks")) // 2
   left = len([f for f in os.listdir(chunks) if f.endswith(".npz")])
   assert 1 <= left < total, (left, total)
@@ -182,7 +182,7 @@ def test_sweep_two_processes_kill_resume_equals_one_process(tmp_path):
   with _reaped([_spawn(audits[i], "cli", ["sweep", str(cfg), "--out", str(two), *flags, *_dist(port, 2, i)])
                 for i in range(2)]) as procs:
     res = _finish(procs)
-  assert [r for r, _ in res] == [0, 0], res
+  assert [r for r, _ in res] == [0, 0], [(r, e[-1500:]) for r, e in res]
   assert (one / "results.csv").read_bytes() == (two / "results.csv").read_bytes()
   for name in ("traces.npz", "results.npz"):
     with np.load(one / name) as a, np.load(two / name) as b:
@@ -232,7 +232,7 @@ def test_train_two_processes_resume_equals_one_process_and_loads_in_one(tmp_path
                + [_spawn(audits[i], "train", [str(cfg), str(two), "3", "2"], env={**env, "JAX_PROCESS_ID": str(i)})
                   for i in range(2)]) as procs:
     res = _finish(procs)
-  assert [r for r, _ in res] == [0, 0, 0], res
+  assert [r for r, _ in res] == [0, 0, 0], [(r, e[-1500:]) for r, e in res]
   rows = (two / "online_ipo" / "metrics.csv").read_text().splitlines()
   assert len(rows) == 3, rows  # header, step 0, step 2: stopped after step 3
 
@@ -240,7 +240,7 @@ def test_train_two_processes_resume_equals_one_process_and_loads_in_one(tmp_path
   with _reaped([_spawn(audits[i], "cli", ["train", str(cfg), "--out", str(two), "--quiet", "--fsdp", "2",
                                           *_dist(port, 2, i)]) for i in range(2)]) as procs:
     res = _finish(procs)
-  assert [r for r, _ in res] == [0, 0], res
+  assert [r for r, _ in res] == [0, 0], [(r, e[-1500:]) for r, e in res]
   assert "resuming from step 3" in res[0][1], res[0][1][-2000:]
   a_rows = np.genfromtxt(one / "online_ipo" / "metrics.csv", delimiter=",", names=True)
   b_rows = np.genfromtxt(two / "online_ipo" / "metrics.csv", delimiter=",", names=True)
