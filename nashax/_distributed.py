@@ -51,7 +51,8 @@ import time
 from typing import Any, Callable, Iterator, Mapping, NamedTuple, Optional, Sequence
 
 __all__ = ["Runtime", "initialize", "parse_coordinator", "is_writer", "process_index", "process_count",
-           "active", "on_writer", "broadcast_json", "writer_lock", "sync", "global_mesh", "put", "to_host", "peer_lost",
+           "active", "on_writer", "broadcast_json", "writer_lock", "sync", "global_mesh", "put", "to_host",
+           "peer_lost",
            "exit_now", "DEFAULT_TIMEOUT", "DEFAULT_HEARTBEAT"]
 
 DEFAULT_TIMEOUT = 300
@@ -147,7 +148,8 @@ def initialize(coordinator: Optional[str] = None, num_processes: Optional[int] =
   if coordinator is None:
     if num_processes not in (None, 1, "1") or process_id not in (None, 0, "0"):
       raise ValueError("--coordinator: missing; --num-processes / --process-id (or JAX_NUM_PROCESSES / "
-                       "JAX_PROCESS_ID) need the coordinator's HOST:PORT (--coordinator or JAX_COORDINATOR_ADDRESS)")
+                       "JAX_PROCESS_ID) need the coordinator's HOST:PORT (--coordinator or "
+                       "JAX_COORDINATOR_ADDRESS)")
     return Runtime(0, 1, None)
   import jax
 
@@ -155,7 +157,8 @@ def initialize(coordinator: Optional[str] = None, num_processes: Optional[int] =
     if num_processes is not None or process_id is not None:
       raise ValueError("--coordinator: 'auto' takes the process count and id from the cluster; do not give "
                        "--num-processes / --process-id with it")
-    _jax_initialize(jax, dict(initialization_timeout=int(timeout), heartbeat_timeout_seconds=int(heartbeat_timeout),
+    _jax_initialize(jax, dict(initialization_timeout=int(timeout),
+                              heartbeat_timeout_seconds=int(heartbeat_timeout),
                               shutdown_timeout_seconds=int(timeout)))
     rt = Runtime(jax.process_index(), jax.process_count(), "auto")
   else:
@@ -171,12 +174,13 @@ def initialize(coordinator: Optional[str] = None, num_processes: Optional[int] =
     log(f"nashax: process {i} of {n} joining the run at {coordinator} (waiting up to {timeout:g} s)")
     _preflight(host, port, n, i, float(timeout))
     _jax_initialize(jax, dict(coordinator_address=coordinator, num_processes=n, process_id=i,
-                              initialization_timeout=int(timeout), heartbeat_timeout_seconds=int(heartbeat_timeout),
+                              initialization_timeout=int(timeout),
+                              heartbeat_timeout_seconds=int(heartbeat_timeout),
                               shutdown_timeout_seconds=int(timeout)))
     rt = Runtime(i, n, coordinator)
     if jax.process_count() != n or jax.process_index() != i:
-      raise ValueError(f"--num-processes: JAX reports process {jax.process_index()} of {jax.process_count()}, "
-                       f"not {i} of {n}")
+      raise ValueError(f"--num-processes: JAX reports process {jax.process_index()} of "
+                       f"{jax.process_count()}, not {i} of {n}")
   counts = broadcast_json(jax.local_device_count(), all_send=True)
   if len(set(counts)) != 1:
     raise ValueError(f"--num-processes: the processes have different numbers of local devices {counts}; a "

@@ -82,8 +82,8 @@ def _dist(port: int, n: int, i: int, timeout: int = 120) -> list:
 
 def _spawn(audit, mode: str, args: list, devices: int = 2, env: dict = None):
   return subprocess.Popen([sys.executable, WORKER, str(audit), mode, *args], cwd=ROOT,
-                          env={**_env(devices), **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
+                          env={**_env(devices), **(env or {})}, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
 
 
 @contextlib.contextmanager
@@ -154,7 +154,8 @@ def test_sweep_two_processes_kill_resume_equals_one_process(tmp_path):
   flags = ["--quiet", "--no-plots"]
   audits = {i: tmp_path / f"audit{i}" for i in range(2)}
   port = _port()
-  with _reaped([_spawn(tmp_path / "audit_one", "cli", ["sweep", str(cfg), "--out", str(one), *flags], devices=4)]
+  sweep_one = ["sweep", str(cfg), "--out", str(one), *flags]
+  with _reaped([_spawn(tmp_path / "audit_one", "cli", sweep_one, devices=4)]
                + [_spawn(audits[i], "cli", ["sweep", str(cfg), "--out", str(two), *flags, *_dist(port, 2, i)])
                   for i in range(2)]) as procs:
     ref, p0, p1 = procs
@@ -229,7 +230,8 @@ def test_train_two_processes_resume_equals_one_process_and_loads_in_one(tmp_path
   env = {"JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2"}
   with _reaped([_spawn(tmp_path / "audit_one", "cli",
                        ["train", str(cfg), "--out", str(one), "--quiet", "--fsdp", "2"], devices=4)]
-               + [_spawn(audits[i], "train", [str(cfg), str(two), "3", "2"], env={**env, "JAX_PROCESS_ID": str(i)})
+               + [_spawn(audits[i], "train", [str(cfg), str(two), "3", "2"],
+                         env={**env, "JAX_PROCESS_ID": str(i)})
                   for i in range(2)]) as procs:
     res = _finish(procs)
   assert [r for r, _ in res] == [0, 0, 0], [(r, e[-1500:]) for r, e in res]
@@ -290,14 +292,16 @@ def test_bad_launches_are_refused_in_words_within_the_timeout(tmp_path):
 
   port = _port()
   t = time.monotonic()
-  with _reaped([_spawn(tmp_path / "a", "cli", train + _dist(port, 3, i, timeout=5)) for i in range(2)]) as procs:
+  with _reaped([_spawn(tmp_path / "a", "cli", train + _dist(port, 3, i, timeout=5))
+                for i in range(2)]) as procs:
     res = _finish(procs, timeout=60)
   assert [r for r, _ in res] == [2, 2], res
   assert all("processes [2] of 3 did not reach the coordinator" in e for _, e in res), res
   assert time.monotonic() - t < 45
 
   port = _port()
-  with _reaped([_spawn(tmp_path / "a", "cli", train + ["--fsdp", "3"] + _dist(port, 2, i)) for i in range(2)]) as procs:
+  with _reaped([_spawn(tmp_path / "a", "cli", train + ["--fsdp", "3"] + _dist(port, 2, i))
+                for i in range(2)]) as procs:
     res = _finish(procs, timeout=120)
   assert [r for r, _ in res] == [2, 2], res
   assert all("fsdp: 3 does not divide the 4 devices" in e for _, e in res), res
@@ -308,7 +312,8 @@ def test_bad_launches_are_refused_in_words_within_the_timeout(tmp_path):
     (dict(coordinator="localhost:0", num_processes=2, process_id=0), "port in 1..65535"),
     (dict(coordinator="127.0.0.1:1234", num_processes=2), "--num-processes / --process-id: both are needed"),
     (dict(coordinator="127.0.0.1:1234", num_processes=2, process_id=2), "--process-id: 2 is out of range"),
-    (dict(coordinator="127.0.0.1:1234", num_processes=0, process_id=0), "--num-processes: expected an integer >= 1"),
+    (dict(coordinator="127.0.0.1:1234", num_processes=0, process_id=0),
+     "--num-processes: expected an integer >= 1"),
     (dict(num_processes=2, process_id=1), "--coordinator: missing"),
     (dict(coordinator="auto", num_processes=2), "'auto' takes the process count"),
     (dict(coordinator="127.0.0.1:1234", num_processes=2, process_id=0, timeout=0), "--timeout"),
