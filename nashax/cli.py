@@ -38,13 +38,24 @@ def _cli_errors(prog: str):
   by the message), ``FloatingPointError`` (NaN or overflow in training, with
   the step and the value) and ``OSError`` (a file or folder that cannot be
   read or written). Anything else is a bug: its traceback is printed, with a
-  line asking for a report, and the exit code is 1.
+  line asking for a report, and the exit code is 1. In a multi-process run, a
+  collective that failed because another process died ends the process with
+  exit code 3 and a line saying so, and any failure ends it at once (JAX's
+  exit handler would wait for processes that may never arrive).
   """
   import functools
 
   def wrap(fn):
     @functools.wraps(fn)
     def run(args: argparse.Namespace) -> int:
+      code = guarded(args)
+      from nashax import _distributed
+
+      if code and _distributed.active():
+        _distributed.exit_now("", code)
+      return code
+
+    def guarded(args: argparse.Namespace) -> int:
       try:
         return fn(args)
       except (ValueError, FloatingPointError) as e:
@@ -57,7 +68,8 @@ def _cli_errors(prog: str):
       except KeyboardInterrupt:
         print(f"nashax {prog}: interrupted", file=sys.stderr)
         return 130
-      except Exception:  # noqa: BLE001 - an internal error: show it, and ask for a report
+      except Exception as e:  # noqa: BLE001 - an internal error: show it, and ask for a report
+        _stop_if_peer_lost(prog, e)
         import traceback
 
         traceback.print_exc()
@@ -66,6 +78,47 @@ def _cli_errors(prog: str):
         return 1
     return run
   return wrap
+
+
+def _stop_if_peer_lost(prog: str, e: BaseException) -> None:
+  """Ends a multi-process command at once, in words, when a collective failed because another process died."""
+  from nashax import _distributed
+
+  if _distributed.peer_lost(e):
+    first = str(e).strip().splitlines()[0][:300]
+    _distributed.exit_now(
+        f"nashax {prog}: process {_distributed.process_index()} of {_distributed.process_count()} stopped: "
+        f"another process of the run died or stopped ({type(e).__name__}: {first}). Finished work is kept; "
+        f"start all {_distributed.process_count()} processes again to resume.", 3)
+
+
+_DIST_EPILOG = """several processes (one per host; see docs/multihost.md):
+  nashax {cmd} CONFIG --coordinator HOST:PORT --num-processes N --process-id I
+  (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID; --coordinator auto on SLURM or a TPU pod)
+"""
+
+
+def _add_distributed_flags(p: argparse.ArgumentParser) -> None:
+  from nashax import _distributed as D
+
+  g = p.add_argument_group("several processes (JAX's distributed runtime)")
+  g.add_argument("--coordinator", metavar="HOST:PORT",
+                 help="process 0's address, the same for every process; 'auto' lets JAX detect SLURM, a TPU pod "
+                      "slice, Open MPI or Kubernetes (default: JAX_COORDINATOR_ADDRESS, else one process)")
+  g.add_argument("--num-processes", type=int, metavar="N", help="processes in the run (default JAX_NUM_PROCESSES)")
+  g.add_argument("--process-id", type=int, metavar="I", help="this process's index 0..N-1 (default JAX_PROCESS_ID)")
+  g.add_argument("--timeout", type=float, default=D.DEFAULT_TIMEOUT, metavar="S",
+                 help=f"seconds to wait for every process to join (default {D.DEFAULT_TIMEOUT})")
+  g.add_argument("--heartbeat-timeout", type=float, default=D.DEFAULT_HEARTBEAT, metavar="S",
+                 help=f"seconds of silence after which a process counts as dead and the run stops "
+                      f"(default {D.DEFAULT_HEARTBEAT})")
+
+
+def _join(args: argparse.Namespace):
+  from nashax import _distributed
+
+  return _distributed.initialize(args.coordinator, args.num_processes, args.process_id, timeout=args.timeout,
+                                 heartbeat_timeout=args.heartbeat_timeout)
 
 
 @_cli_errors("sweep")
@@ -85,8 +138,9 @@ def _sweep(args: argparse.Namespace) -> int:
     print("nashax sweep: give a CONFIG file (or --list)", file=sys.stderr)
     return 2
   try:
+    rt = _join(args)
     res = sweeps.run_sweep(args.config, args.out, progress=not args.quiet)
-    if not args.no_plots:
+    if not args.no_plots and rt.process_id == 0:
       paths = sweeps.plot_results(res.out)
       print(f"nashax sweep: {len(paths)} plots in {res.out}/plots")
   except ValueError as e:
@@ -121,19 +175,27 @@ def _train(args: argparse.Namespace) -> int:
 
   try:
     raw = _files.read_toml(args.config)
+    rt = _join(args)
     if "policy" in raw:  # a decoder run: [policy] names a checkpoint or a random model
       from nashax.lm import experiment as lm_experiment
 
+      if rt.num_processes > 1:
+        raise ValueError("--num-processes: decoder runs ([policy] configs) run in one process for now (their "
+                         "mesh spans its devices, [mesh]); several processes train the toy [model] configs")
+      if args.fsdp != 1:
+        raise ValueError("--fsdp: a decoder run sets its mesh in the config ([mesh] fsdp = K)")
       exp = lm_experiment.lm_experiment_from_dict(raw, name=_files.stem(args.config))
       out = args.out or f"runs/train/{exp.name}"
       res = lm_experiment.run_lm_experiment(exp, out, progress=not args.quiet)
     else:
       exp = experiment.load_experiment(args.config)
       out = args.out or f"runs/train/{exp.name}"
-      res = experiment.run_experiment(exp, out, progress=not args.quiet)
+      res = experiment.run_experiment(exp, out, progress=not args.quiet, fsdp=args.fsdp)
   except ValueError as e:
     print(f"nashax train: {e}", file=sys.stderr)
     return 2
+  if rt.process_id != 0:
+    return 0
   print(f"\n{'algorithm':14s} {'exploitability':>14s} {'KL to ref':>10s} {'win vs ref':>10s}")
   for alg, c in res.items():
     ex = c["exploitability"] if "exploitability" in c else c["exploitability_pool"]
@@ -253,12 +315,14 @@ def main(argv: list[str] | None = None) -> int:
       description=("Validates CONFIG before compiling anything, runs its grid as one vmapped batch axis in chunks "
                    "(sharded over all devices), writes results.csv / results.npz / traces.npz and the standard "
                    "plots. Exits 2 on a bad config."),
-      epilog=_SWEEP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+      epilog=_SWEEP_EPILOG + "\n" + _DIST_EPILOG.format(cmd="sweep"),
+      formatter_class=argparse.RawDescriptionHelpFormatter)
   sw.add_argument("config", nargs="?", metavar="CONFIG", help="a TOML sweep file")
   sw.add_argument("--out", metavar="DIR", help="results folder (default runs/sweeps/<config name>)")
   sw.add_argument("--list", action="store_true", help="name the game families and solvers, then exit")
   sw.add_argument("--quiet", action="store_true", help="no progress bar")
   sw.add_argument("--no-plots", action="store_true", help="skip the plots")
+  _add_distributed_flags(sw)
   pl = sub.add_parser(
       "plot", help="draw the standard figures of a finished sweep",
       description=("Metric vs step with seed bands, final metric vs each swept hyperparameter, and a heatmap "
@@ -273,10 +337,15 @@ def main(argv: list[str] | None = None) -> int:
                    "equilibrium, data-parallel over all devices, with orbax checkpoints (a killed run resumes); "
                    "writes metrics.csv per algorithm (loss, KL to the reference, win rate against it, exact "
                    "exploitability) and comparison.png. Exits 2 on a bad config."),
-      epilog=_TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+      epilog=_TRAIN_EPILOG + "\n" + _DIST_EPILOG.format(cmd="train"),
+      formatter_class=argparse.RawDescriptionHelpFormatter)
   tr.add_argument("config", metavar="CONFIG", help="a TOML experiment file")
   tr.add_argument("--out", metavar="DIR", help="results folder (default runs/train/<config name>)")
   tr.add_argument("--quiet", action="store_true", help="no progress bar")
+  tr.add_argument("--fsdp", type=int, default=1, metavar="K",
+                  help="shard the parameters over K devices (the mesh is data x fsdp = devices / K x K; default 1: "
+                       "replicated, data-parallel)")
+  _add_distributed_flags(tr)
   rk = sub.add_parser(
       "rank", help="rank models from pairwise battle logs, with intervals and intransitivity diagnostics",
       description=("Reads a battle log or pair counts, fits Bradley-Terry (Davidson ties), online Elo, alpha-rank, "

@@ -11,6 +11,13 @@ matches it, so a checkpoint cut short by a kill (no manifest) or damaged later
 falls back to the newest valid step, with a warning, and refuses in words when
 none is valid. Saves are synchronous, so a process killed after ``save``
 returns has a complete checkpoint and one killed during it has the previous one.
+
+Under JAX's multi-process runtime every process calls ``save`` and
+``restore_latest`` together: orbax writes each process's shards from that
+process (and the metadata from process 0), then process 0 alone writes the
+manifest, after a barrier, and alone removes invalid steps. The directory must
+be visible to every process. A state restores onto any mesh (``like``'s
+shardings), so a checkpoint of 2 processes loads in 1, resharded.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Any, Callable, Optional
 import jax
 import orbax.checkpoint as ocp
 
-from nashax import _files
+from nashax import _distributed, _files
 
 __all__ = ["Checkpoints", "MANIFEST"]
 
@@ -56,10 +63,13 @@ class Checkpoints:
     """Writes ``state`` as step ``step``, then its manifest (checksums and ``extra``), and waits for both."""
     self._mngr.save(int(step), args=ocp.args.StandardSave(state), force=True)
     self._mngr.wait_until_finished()
-    folder = os.path.join(self.directory, str(int(step)))
-    files = {rel: _files.sha256(os.path.join(folder, rel)) for rel in _walk(folder) if rel != MANIFEST}
-    body = json.dumps({"step": int(step), "files": files, "extra": extra}, sort_keys=True).encode()
-    _files.atomic_write(os.path.join(folder, MANIFEST), body)
+    _distributed.sync(f"nashax-checkpoint-{int(step)}-saved")
+    if _distributed.is_writer():
+      folder = os.path.join(self.directory, str(int(step)))
+      files = {rel: _files.sha256(os.path.join(folder, rel)) for rel in _walk(folder) if rel != MANIFEST}
+      body = json.dumps({"step": int(step), "files": files, "extra": extra}, sort_keys=True).encode()
+      _files.atomic_write(os.path.join(folder, MANIFEST), body)
+    _distributed.sync(f"nashax-checkpoint-{int(step)}-manifest")
 
   def restore(self, step: int, like: Any) -> Any:
     """Reads step ``step`` into the structure, shapes, dtypes and shardings of ``like`` (no checks)."""
@@ -124,8 +134,10 @@ class Checkpoints:
       raise ValueError(f"checkpoint: no valid checkpoint in {self.directory} ({damaged[0][0]}: {damaged[0][1]}); "
                        "delete the folder to start the run again")
     if damaged:  # move the invalid steps out of orbax's way (a later save reuses their numbers)
-      for path, _ in damaged:
-        shutil.rmtree(path, ignore_errors=True)
+      if _distributed.is_writer():
+        for path, _ in damaged:
+          shutil.rmtree(path, ignore_errors=True)
+      _distributed.sync("nashax-checkpoint-cleaned")
       self._mngr.close()
       self._open()
     return found

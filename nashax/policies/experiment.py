@@ -48,7 +48,7 @@ from typing import Any, Callable, Mapping, Optional
 import jax
 import numpy as np
 
-from nashax import _files
+from nashax import _distributed, _files
 from nashax._files import check_folder, read_toml, stem
 from nashax._progress import Progress
 from nashax.core import validate
@@ -219,12 +219,33 @@ def _write_rows(path: str, rows: list) -> None:
   _files.atomic_write(path, s.getvalue().encode())
 
 
-def _mesh(devices) -> jax.sharding.Mesh:
-  return jax.sharding.Mesh(np.asarray(devices), ("data",))
+def _mesh(devices, fsdp: int) -> jax.sharding.Mesh:
+  """``("data", "fsdp")`` of shape ``(devices / fsdp, fsdp)``, over every process's devices."""
+  validate.size("fsdp", fsdp)
+  if len(devices) % fsdp:
+    raise ValueError(f"fsdp: {fsdp} does not divide the {len(devices)} devices")
+  return _distributed.global_mesh((len(devices) // fsdp, fsdp), ("data", "fsdp"), devices)
+
+
+def _state_shardings(mesh: jax.sharding.Mesh, state: Any) -> Any:
+  """One ``NamedSharding`` per leaf of a train state: each floating-point array split along ``"fsdp"`` on
+  its largest axis that the fsdp size divides (parameters, optimizer moments, anchors, the reference, the
+  offline dataset's log-probabilities); integers, keys and indivisible arrays replicated."""
+  P = jax.sharding.PartitionSpec
+  k = mesh.shape["fsdp"]
+
+  def one(x):
+    spec = P()
+    if k > 1 and np.issubdtype(x.dtype, np.floating) and x.ndim:
+      axes = [a for a in np.argsort(x.shape, kind="stable")[::-1] if x.shape[a] % k == 0]
+      if axes:
+        spec = P(*[("fsdp" if a == axes[0] else None) for a in range(x.ndim)])
+    return jax.sharding.NamedSharding(mesh, spec)
+  return jax.tree.map(one, state)
 
 
 def run_experiment(config: Any, out: Optional[str] = None, *, progress: bool = True, devices: Optional[list] = None,
-                   stop_after: Optional[int] = None, log: Callable[[str], None] = print) -> dict:
+                   stop_after: Optional[int] = None, log: Callable[[str], None] = print, fsdp: int = 1) -> dict:
   """Runs (or resumes) every algorithm of an experiment; returns ``{algorithm: metrics columns}``.
 
   Args:
@@ -237,26 +258,45 @@ def run_experiment(config: Any, out: Optional[str] = None, *, progress: bool = T
       must be divisible by their number.
     stop_after: stop each run after this many steps of this call (for tests
       of resumption; the run is then unfinished).
-    log: where one-line messages go.
+    log: where one-line messages go (process 0's only).
+    fsdp: the parameters (and optimizer state) are split over this many
+      devices: the mesh is ``("data", "fsdp")`` of shape
+      ``(devices / fsdp, fsdp)`` and the batch is split over all of them.
+
+  Under JAX's multi-process runtime (``nashax._distributed.initialize``) the
+  mesh spans every process's devices and every process must call this with
+  the same arguments. Process 0 writes ``experiment.json``, ``metrics.csv``,
+  ``comparison.png`` and the folder lock; the orbax checkpoints are written
+  by all processes together (each its own shards), so ``out`` must be a
+  folder every process sees (a shared file system). A checkpoint restores
+  onto any number of processes and devices (orbax reshards it).
   """
   exp = config if isinstance(config, Experiment) else (
       load_experiment(config) if isinstance(config, (str, os.PathLike)) else experiment_from_dict(config))
   out = out or os.path.join("runs", "train", exp.name)
-  _files.make_folder(out)
-  with _files.folder_lock(out):
-    return _run_locked(exp, out, progress, devices, stop_after, log)
+  if not _distributed.is_writer():
+    progress, log = False, (lambda s: None)
+  theirs = _distributed.broadcast_json(exp.fingerprint())
+  if theirs != exp.fingerprint():
+    raise ValueError(f"config: process {_distributed.process_index()} has a different experiment (fingerprint "
+                     f"{exp.fingerprint()}) from process 0's ({theirs}); give every process the same config")
+  with _distributed.writer_lock(out):
+    return _run_locked(exp, out, progress, devices, stop_after, log, fsdp)
 
 
-def _run_locked(exp, out, progress, devices, stop_after, log) -> dict:
+def _run_locked(exp, out, progress, devices, stop_after, log, fsdp=1) -> dict:
   fp_path = os.path.join(out, "experiment.json")
   fp = exp.fingerprint()
-  if check_folder(fp_path, fp, "experiment") is None:
-    _files.atomic_write(fp_path, json.dumps({"fingerprint": fp, "name": exp.name}).encode())
+
+  def claim():
+    if check_folder(fp_path, fp, "experiment") is None:
+      _files.atomic_write(fp_path, json.dumps({"fingerprint": fp, "name": exp.name}).encode())
+  _distributed.on_writer(claim)
   devs = list(devices) if devices is not None else jax.devices()
   for t in exp.trains:
     if t.batch_size % len(devs):
       raise ValueError(f"train.batch_size: {t.batch_size} is not divisible by the {len(devs)} devices")
-  mesh = _mesh(devs)
+  mesh = _mesh(devs, fsdp)
   oracle = exp.build_oracle()
   pref = None
   if exp.preference != "oracle":
@@ -267,7 +307,8 @@ def _run_locked(exp, out, progress, devices, stop_after, log) -> dict:
   for t in exp.trains:
     results[t.algorithm] = _run_one(exp, t, oracle, pref, mesh, os.path.join(out, t.algorithm), progress,
                                     stop_after, log)
-  _plot(results, os.path.join(out, "comparison.png"), exp)
+  if _distributed.is_writer():
+    _plot(results, os.path.join(out, "comparison.png"), exp)
   return results
 
 
@@ -279,19 +320,24 @@ _COMPILED_MAX = 8
 
 
 def _compiled(exp, t, oracle, pref, mesh):
+  """``(trainer, step, evaluate, state shardings)``: the step keeps the state on its shardings and the
+  evaluation's results are replicated (readable on every process)."""
   key = None
   if pref is None:
-    key = (exp.model, t, json.dumps(exp.oracle, sort_keys=True), tuple(d.id for d in mesh.devices.flat))
+    key = (exp.model, t, json.dumps(exp.oracle, sort_keys=True), tuple(d.id for d in mesh.devices.flat),
+           tuple(mesh.shape.items()))
     if key in _COMPILED:
       return _COMPILED[key]
   trainer = make_trainer(exp.model, t, oracle, pref, mesh)
-  evaluate = jax.jit(trainer.evaluate)
+  shardings = _state_shardings(mesh, jax.eval_shape(trainer.init, jax.random.key(0)))
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  evaluate = jax.jit(trainer.evaluate, out_shardings=replicated)
   if key is not None:  # the evaluation depends on the model, the game (beta) and the oracle, not the algorithm
-    for (m, t2, o, d), (_, _, ev) in _COMPILED.items():
-      if (m, t2.beta, o, d) == (key[0], t.beta, key[2], key[3]):
+    for (m, t2, o, d, ms), (_, _, ev, _) in _COMPILED.items():
+      if (m, t2.beta, o, d, ms) == (key[0], t.beta, key[2], key[3], key[4]):
         evaluate = ev
         break
-  out = trainer, jax.jit(trainer.step), evaluate
+  out = trainer, jax.jit(trainer.step, out_shardings=(shardings, replicated)), evaluate, shardings
   if key is not None:
     if len(_COMPILED) >= _COMPILED_MAX:
       _COMPILED.pop(next(iter(_COMPILED)))
@@ -308,11 +354,12 @@ def _run_one(exp, t, oracle, pref, mesh, out, progress, stop_after, log) -> dict
   them (atomically) right after; a resumed run truncates the table to its
   checkpoint and recomputes the rest exactly.
   """
-  _files.make_folder(out)
-  trainer, step, evaluate = _compiled(exp, t, oracle, pref, mesh)
-  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  state = jax.device_put(trainer.init(jax.random.key(t.seed)), replicated)
+  writer = _distributed.is_writer()
+  _distributed.on_writer(lambda: _files.make_folder(out))
+  trainer, step, evaluate, shardings = _compiled(exp, t, oracle, pref, mesh)
+  state = _distributed.put(trainer.init(jax.random.key(t.seed)), shardings)
   ckpt = Checkpoints(os.path.join(out, "checkpoints"))
+  write_rows = _write_rows if writer else (lambda path, rows: None)
   metrics_path = os.path.join(out, "metrics.csv")
   losses: list = []
   try:
@@ -327,7 +374,7 @@ def _run_one(exp, t, oracle, pref, mesh, out, progress, stop_after, log) -> dict
     except (TypeError, KeyError, ValueError):
       ckpt.close()
       raise ValueError(f"checkpoint: the manifest of {ckpt.directory}/{done} holds no metrics rows") from None
-    _write_rows(metrics_path, rows)  # truncated to the checkpoint: later rows are recomputed
+    write_rows(metrics_path, rows)  # truncated to the checkpoint: later rows are recomputed
     if done >= t.num_steps:
       log(f"nashax train: {t.algorithm} already finished ({done} steps) in {out}")
       ckpt.close()
@@ -335,7 +382,7 @@ def _run_one(exp, t, oracle, pref, mesh, out, progress, stop_after, log) -> dict
     log(f"nashax train: {t.algorithm}: resuming from step {done}")
   else:
     rows = [_row(0, float("nan"), evaluate(state))]
-  start = int(state.step)
+  start = int(_distributed.to_host(state.step))
   bar = Progress(t.num_steps, start, progress, unit=f"steps {t.algorithm}")
   for s in range(start, t.num_steps):
     if stop_after is not None and s - start >= stop_after:
@@ -345,14 +392,14 @@ def _run_one(exp, t, oracle, pref, mesh, out, progress, stop_after, log) -> dict
     n = s + 1
     if n % exp.eval_every == 0 or n == t.num_steps:
       e = evaluate(state)
-      rows.append(_row(n, float(np.mean([float(v) for v in losses])), e, t))
+      rows.append(_row(n, float(np.mean([float(_distributed.to_host(v)) for v in losses])), e, t))
       losses = []
       bar.update(exp.eval_every if n % exp.eval_every == 0 else n % exp.eval_every,
                  f"exploitability {float(e['exploitability']):.4f}")
     if n % exp.checkpoint_every == 0 or n == t.num_steps:
-      ckpt.save(n, state, extra={"rows": rows, "losses": [float(v) for v in losses]})
-      _write_rows(metrics_path, rows)
-  _write_rows(metrics_path, rows)
+      ckpt.save(n, state, extra={"rows": rows, "losses": [float(_distributed.to_host(v)) for v in losses]})
+      write_rows(metrics_path, rows)
+  write_rows(metrics_path, rows)
   ckpt.close()
   return _columns(rows)
 

@@ -433,9 +433,10 @@ def make_trainer(model_config: T.TransformerConfig, train_config: TrainConfig, o
     oracle: the ``SequenceOracle`` that defines the game (and evaluates).
     preference: ``P(y > y')`` used for training (default: the oracle's; a
       trained ``reward_model.PreferenceModel.probability`` swaps it in).
-    mesh: a one-axis ``Mesh`` named ``"data"``: every sampled batch is
-      constrained to be sharded along it (parameters stay replicated), so
-      the forward and backward passes split over the devices.
+    mesh: a ``Mesh`` (``("data",)``, or ``("data", "fsdp")`` when the
+      caller shards the parameters): every sampled batch is constrained to
+      be sharded over all its axes, so the forward and backward passes split
+      over the devices; the parameters keep the sharding of the state passed in.
 
   Raises:
     ValueError: naming the field, for an unknown algorithm, a bad
@@ -466,7 +467,7 @@ def make_trainer(model_config: T.TransformerConfig, train_config: TrainConfig, o
     return T.sequence_logp(graphdef, params, tok, mask)
 
   if mesh is not None:
-    batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(tuple(mesh.axis_names)))
     shard = lambda x: jax.lax.with_sharding_constraint(x, batch_sharding)
   else:
     shard = lambda x: x

@@ -13,6 +13,14 @@ depends only on its grid point and seed (keys are ``fold_in(key(seed0), seed)``
 and chunks are padded to a fixed shape), so a resumed sweep writes the same
 table as an uninterrupted one. On several devices the batch axis is sharded
 over a one-axis ``Mesh``.
+
+Under JAX's multi-process runtime (``nashax._distributed.initialize``) the mesh
+spans every process's devices: each process computes its share of every chunk
+on its own devices, the results are gathered, and process 0 alone touches the
+folder (the lock, the manifest, the chunks and the tables); it decides which
+chunks are left and tells the others, so the folder need not be visible to
+them. A row's result does not depend on which process computed it, so the
+table equals the one-process table on the same number of devices bit for bit.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import numpy as np
 
-from nashax import _files
+from nashax import _distributed, _files
 from nashax._files import check_folder
 from nashax._progress import Progress
 from nashax.core.metrics import metrics as _metrics
@@ -151,9 +159,9 @@ class _Compiled:
     xp = _pad(x, self.d * self.m)
     xp = jax.tree.map(lambda a: a.reshape((self.d, self.m) + a.shape[1:]), xp)
     if self.sharding is not None:
-      xp = jax.device_put(xp, self.sharding)
-    out = self.fn(xp)
-    return {k: np.asarray(v).reshape((self.d * self.m,) + v.shape[2:])[:n] for k, v in out.items()}
+      xp = _distributed.put(xp, self.sharding)
+    out = _distributed.to_host(self.fn(xp))
+    return {k: v.reshape((self.d * self.m,) + v.shape[2:])[:n] for k, v in out.items()}
 
 
 # Chunk functions of recent sweeps, so that resuming (or re-running) a sweep in one process (a notebook,
@@ -214,11 +222,13 @@ def run_sweep(config: Any, out: Optional[str] = None, *, progress: bool = True,
       ``traces.npz`` (``[rows, T]`` per metric).
     progress: draw a progress bar on stderr.
     devices: devices to shard the batch axis over (default: all of
-      ``jax.devices()``).
-    log: where one-line messages go.
+      ``jax.devices()``, every process's under the multi-process runtime).
+    log: where one-line messages go (process 0's only).
 
   Returns:
-    ``Results``.
+    ``Results``. Under the multi-process runtime, processes other than 0
+    return empty ``table`` and ``traces`` (the results are in process 0's
+    ``out``).
 
   Raises:
     ValueError: a bad config (naming the key), a solver that cannot run on the
@@ -229,9 +239,15 @@ def run_sweep(config: Any, out: Optional[str] = None, *, progress: bool = True,
   cfg = config if isinstance(config, SweepConfig) else (
       load_config(config) if isinstance(config, (str, os.PathLike)) else from_dict(config))
   out = out or default_out(cfg)
-  _files.make_folder(out)
-  with _files.folder_lock(out):
-    return _run_locked(cfg, out, progress, devices, log)
+  writer = _distributed.is_writer()
+  if not writer:
+    progress, log = False, (lambda s: None)
+  theirs = _distributed.broadcast_json(cfg.fingerprint())
+  if theirs != cfg.fingerprint():
+    raise ValueError(f"config: process {_distributed.process_index()} has a different sweep (fingerprint "
+                     f"{cfg.fingerprint()}) from process 0's ({theirs}); give every process the same config")
+  with _distributed.writer_lock(out):
+    return _run_locked(cfg, out, progress, devices, log, writer)
 
 
 def _tables_damage(out: str) -> Optional[str]:
@@ -258,24 +274,23 @@ def _chunk_damage(path: str, rows: list) -> Optional[str]:
   return None
 
 
-def _run_locked(cfg: SweepConfig, out: str, progress: bool, devices, log) -> Results:
-  manifest_path = os.path.join(out, "manifest.json")
-  fp = cfg.fingerprint()
-  old = check_folder(manifest_path, fp, "sweep")
+def _finished(cfg: SweepConfig, out: str, log) -> bool:
+  """Process 0: whether ``out`` holds this sweep finished with intact tables (refuses another sweep's folder)."""
+  old = check_folder(os.path.join(out, "manifest.json"), cfg.fingerprint(), "sweep")
   if old is not None and old.get("finished"):
     damage = _tables_damage(out)
     if damage is None:
       log(f"nashax sweep: {cfg.name} already finished; results in {out}/results.csv")
-      return load_results(out)
+      return True
     log(f"nashax sweep: WARNING {damage}; rebuilding the merged tables from the chunks")
-  points = cfg.points()
-  groups = _groups(cfg, points)
-  chunks = _plan(cfg, groups)
-  _check_runs(cfg, points, groups)
+  return False
+
+
+def _chunks_done(out: str, chunks: list, manifest: dict, log) -> list:
+  """Process 0: writes the manifest of a new sweep, removes damaged chunks; which chunks are finished."""
+  manifest_path = os.path.join(out, "manifest.json")
   _files.make_folder(os.path.join(out, "chunks"))
-  manifest = {"version": _VERSION, "fingerprint": fp, "config": cfg.to_dict(), "num_chunks": len(chunks),
-              "num_rows": len(points) * cfg.seeds, "finished": False}
-  if old is None:
+  if not os.path.exists(manifest_path):
     _atomic_write(manifest_path, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
   done = []
   for i, (_, rows) in enumerate(chunks):
@@ -285,6 +300,20 @@ def _run_locked(cfg: SweepConfig, out: str, progress: bool, devices, log) -> Res
       log(f"nashax sweep: WARNING chunk {path} is corrupt or incomplete ({why}); recomputing it")
       _files.remove(path)
     done.append(why is None)
+  return done
+
+
+def _run_locked(cfg: SweepConfig, out: str, progress: bool, devices, log, writer: bool = True) -> Results:
+  steps = (np.arange(cfg.steps // cfg.every) + 1) * cfg.every
+  if _distributed.on_writer(lambda: _finished(cfg, out, log)):
+    return load_results(out) if writer else Results({}, {}, steps, out)
+  points = cfg.points()
+  groups = _groups(cfg, points)
+  chunks = _plan(cfg, groups)
+  _check_runs(cfg, points, groups)
+  manifest = {"version": _VERSION, "fingerprint": cfg.fingerprint(), "config": cfg.to_dict(),
+              "num_chunks": len(chunks), "num_rows": len(points) * cfg.seeds, "finished": False}
+  done = _distributed.on_writer(lambda: _chunks_done(out, chunks, manifest, log))
   todo = [i for i, d in enumerate(done) if not d]
   if sum(done) and todo:
     log(f"nashax sweep: resuming {cfg.name}: {sum(done)} of {len(chunks)} chunks already done")
@@ -296,13 +325,17 @@ def _run_locked(cfg: SweepConfig, out: str, progress: bool, devices, log) -> Res
     if gi not in compiled:
       compiled[gi] = _compiled(cfg, groups[gi].size, devs)
     res = compiled[gi](_inputs(cfg, points, rows))
-    arrays = {"point": np.asarray([p for p, _ in rows]), "seed": np.asarray([s for _, s in rows])}
-    arrays.update({f"m_{k}": v for k, v in res.items()})
-    _write_verified(_chunk_path(out, i), lambda f, a=arrays: np.savez(f, **a))
+    if writer:
+      arrays = {"point": np.asarray([p for p, _ in rows]), "seed": np.asarray([s for _, s in rows])}
+      arrays.update({f"m_{k}": v for k, v in res.items()})
+      _write_verified(_chunk_path(out, i), lambda f, a=arrays: np.savez(f, **a))
     bar.update()
+  _distributed.sync("nashax-sweep-chunks")
+  if not writer:
+    return Results({}, {}, steps, out, computed=len(todo))
   results = _finish(cfg, points, len(chunks), out)
   manifest["finished"] = True
-  _atomic_write(manifest_path, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
+  _atomic_write(os.path.join(out, "manifest.json"), lambda f: f.write(json.dumps(manifest, indent=1).encode()))
   bad = int((~results.table["finite"]).sum())
   if bad:
     log(f"nashax sweep: WARNING {bad} of {len(results.table['finite'])} rows have a non-finite metric "
