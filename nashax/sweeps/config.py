@@ -310,6 +310,11 @@ def _game_grid(family: str, fam, game: dict, base_dir: Optional[str]) -> tuple[t
           raise ValueError(f"game.{k}: unknown value {x!r}; one of {list(choices[k])}")
       if k in fam.files:
         vals = tuple(_file(f"game.{k}", x, base_dir) for x in vals)
+        for x in vals:  # read now: a malformed table is refused in words before anything compiles
+          try:
+            registry.table_game(x)
+          except ValueError as e:
+            raise ValueError(f"game.{k}: {x}: {e}") from None
     elif k in fam.vectors:
       for x in vals:
         x = x if isinstance(x, tuple) else (x,)

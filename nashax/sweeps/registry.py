@@ -154,6 +154,15 @@ def _bilinear_sum(key, size, components=4, lipschitz=1.0):
   return _ops.bilinear_finite_sum(a * lipschitz, b * lipschitz, c * lipschitz, fs.constraint)
 
 
+def _least_squares(key, size, components=16, noise=0.5):
+  """``games.random_least_squares`` with a traced ``noise``: the noiseless sum, plus ``noise`` times its
+  Gaussian (the same key and draw as the public generator)."""
+  fs = _games.random_least_squares(key, components, size, noise=0.0)
+  a, b = fs.data
+  eps = jax.random.normal(jax.random.split(key, 3)[2], (components,), b.dtype)
+  return _ops.least_squares_finite_sum(a, b + jnp.asarray(noise, b.dtype) * eps[:, None])
+
+
 def _annotator_sum(key, size, components=4):
   return _games.random_annotator_preference_sum(key, components, size)
 
@@ -244,6 +253,11 @@ GAME_FAMILIES: dict[str, GameFamily] = {
         _bilinear_sum, ("lipschitz",), True, 1,
         "finite sum of components bilinear saddle operators on R^size x R^size, average Lipschitz constant "
         "lipschitz (games.random_bilinear_sum)", ints=(("components", 1, 1 << 16),)),
+    "least_squares": GameFamily(
+        _least_squares, ("noise",), True, 1,
+        "finite sum of components least-squares gradients a_i (a_i^T x - b_i) on R^size with unit rows "
+        "(cocoercive, for vr_halpern; games.random_least_squares)", ints=(("components", 1, 1 << 16),),
+        bounds={"noise": (0.0, math.inf, False, True)}),
     "annotator_sum": GameFamily(
         _annotator_sum, (), True, 2,
         "finite sum of components random annotators' preference games over size responses "
