@@ -472,39 +472,50 @@ def test_resume_refuses_a_folder_of_the_other_precision(tmp_path):
 # ------------------------------------------------------------------------------------------------ rankings
 
 
-def test_alpharank_sweep_over_alpha_and_m_equals_direct_calls(tmp_path):
-  """alpha in {0.1, 1, 10, 100, inf} and m in {10, 50} on random zero-sum games: every row's pi is
-  ``solvers.alpha_rank`` of the game's ``(A, -A)`` table; at alpha = inf all mass is on the sink
-  components (the infinite-alpha limit of Omidshafiei et al. 2019)."""
-  cfg = {"game": {"family": "random_zero_sum", "size": 3},
-         "solver": {"name": "alpharank", "alpha": [0.1, 1.0, 10.0, 100.0, float("inf")], "m": [10, 50]},
+def test_alpharank_sweep_over_alpha_equals_direct_calls(tmp_path):
+  """alpha in {0.1, 1, 10, 100, inf} on random preference games: every row's pi is ``solvers.alpha_rank``
+  of the game's ``(P - 1/2, P^T - 1/2)`` table, and its ``sink_mass`` is pi's mass on the sink components
+  that scipy finds in the weak response graph (``rank.diagnostics.sink_components``, a second algorithm);
+  at alpha = inf all mass is there (the infinite-alpha limit of Omidshafiei et al. 2019)."""
+  from nashax.rank.diagnostics import sink_components
+  from nashax.solvers.alpharank import response_graph
+
+  cfg = {"game": {"family": "random_preference", "size": 3},
+         "solver": {"name": "alpharank", "alpha": [0.1, 1.0, 10.0, 100.0, float("inf")], "m": 20},
          "run": {"seeds": 2}}
   res = sweeps.run_sweep(cfg, str(tmp_path), **QUIET)
   t = res.table
-  assert len(t["point"]) == 5 * 2 * 2 and set(res.traces) >= {"sink_mass", "max_mass", "residual", "pi"}
+  assert len(t["point"]) == 5 * 2 and set(res.traces) >= {"sink_mass", "max_mass", "residual", "pi"}
   for i in range(len(t["point"])):
     gkey, _ = _keys(int(t["seed"][i]))
-    a = games.random_zero_sum(gkey, 3, 3).payoff
-    want = solvers.alpha_rank(jnp.stack([a, -a]), float(t["alpha"][i]), int(t["m"][i])).pi
+    a = games.random_preference_game(gkey, 3).preference - 0.5
+    u = jnp.stack([a, a.T])
+    want = np.asarray(solvers.alpha_rank(u, float(t["alpha"][i]), 20).pi)
     np.testing.assert_allclose(res.traces["pi"][i, 0], want, rtol=1e-4, atol=1e-6, err_msg=f"row {i}")
-  inf = np.isinf(t["alpha"])
-  np.testing.assert_allclose(t["sink_mass"][inf], 1.0, atol=1e-5)
-  assert (t["sink_mass"][t["alpha"] == 0.1] < 0.9).all()  # diffuse at weak selection: the metric can fail
+    sinks = [v for c in sink_components(np.asarray(response_graph(u, weak=True))) for v in c]
+    np.testing.assert_allclose(t["sink_mass"][i], want[sinks].sum(), rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(t["sink_mass"][np.isinf(t["alpha"])], 1.0, atol=1e-5)
 
 
-def test_nash_averaging_and_response_graph_ucb_sweeps_equal_direct_calls(tmp_path):
-  """Nash averaging of preference games equals ``solvers.nash_averaging`` of P; ResponseGraphUCB over
-  delta equals ``solvers.response_graph_ucb`` on the (P, P^T) Bernoulli means with the row's key."""
+def test_nash_averaging_sweep_equals_direct_calls(tmp_path):
+  """Nash averaging of preference games of two sizes equals ``solvers.nash_averaging`` of P (pi padded
+  with NaN past each game's size)."""
   na = sweeps.run_sweep({"game": {"family": "random_preference", "size": [3, 4]},
-                         "solver": {"name": "nash_averaging", "steps": 3000}, "run": {"seeds": 2}},
+                         "solver": {"name": "nash_averaging", "steps": 500}, "run": {"seeds": 2}},
                         str(tmp_path / "na"), **QUIET)
   for i in range(len(na.table["point"])):
     gkey, _ = _keys(int(na.table["seed"][i]))
     n = int(na.table["size"][i])
-    r = solvers.nash_averaging(games.random_preference_game(gkey, n).preference, steps=3000)
+    r = solvers.nash_averaging(games.random_preference_game(gkey, n).preference, steps=500)
     np.testing.assert_allclose(na.traces["pi"][i, 0, :n], r.equilibrium, rtol=1e-4, atol=1e-6)
     assert np.isnan(na.traces["pi"][i, 0, n:]).all()
     np.testing.assert_allclose(na.table["gap"][i], r.gap, atol=1e-6)
+
+
+def test_response_graph_ucb_sweep_over_delta_equals_direct_calls(tmp_path):
+  """ResponseGraphUCB over delta equals ``solvers.response_graph_ucb`` on the (P, P^T) Bernoulli means with
+  the row's key (samples; errors counted here in NumPy from the true means, edge by edge), and a smaller
+  delta costs more samples."""
   ucb = sweeps.run_sweep({"game": {"family": "random_preference", "size": 3},
                           "solver": {"name": "response_graph_ucb", "delta": [0.05, 0.3]}, "run": {"seeds": 2}},
                          str(tmp_path / "ucb"), **QUIET)
@@ -513,7 +524,13 @@ def test_nash_averaging_and_response_graph_ucb_sweeps_equal_direct_calls(tmp_pat
     p = games.random_preference_game(gkey, 3).preference
     r = solvers.response_graph_ucb(skey, jnp.stack([p, p.T]), float(ucb.table["delta"][i]))
     assert int(ucb.table["samples"][i]) == int(r.samples) == int(ucb.table["oracle_calls"][i])
-  assert ucb.table["samples"][ucb.table["delta"] == 0.05].sum() > ucb.table["samples"][ucb.table["delta"] == 0.3].sum()
+    mu = np.stack([np.asarray(p), np.asarray(p).T]).reshape(2, 9)  # player k's mean at each profile
+    est = np.asarray(r.graph)
+    wrong = sum(bool(est[s, d]) != bool(mu[k, d] > mu[k, s]) for s, d, k in np.asarray(r.edges)
+                if mu[k, d] != mu[k, s])
+    assert int(ucb.table["errors"][i]) == wrong
+  d = ucb.table["delta"]
+  assert ucb.table["samples"][d == 0.05].sum() > ucb.table["samples"][d == 0.3].sum()
 
 
 BAD = [
