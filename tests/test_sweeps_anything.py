@@ -561,3 +561,16 @@ def test_bad_new_keys_are_refused_before_compiling(patch, message, tmp_path):
     with pytest.raises(ValueError, match=message):
       sweeps.run_sweep(cfg, str(tmp_path / "out"), **QUIET)
   assert not compiles, compiles
+
+
+def test_every_example_config_is_valid(monkeypatch):
+  """Each shipped example validates (families, solvers, files, the user's factories) without running."""
+  folder = os.path.join(ROOT, "examples", "sweeps")
+  monkeypatch.syspath_prepend(folder)
+  names = sorted(f for f in os.listdir(folder) if f.endswith(".toml"))
+  assert {"f_divergences.toml", "halpern_finite_sum.toml", "alpharank_alpha.toml", "egpo_float64.toml",
+          "user_factory.toml", "payoff_table.toml"} <= set(names)
+  for f in names:
+    cfg = sweeps.load_config(os.path.join(folder, f))
+    assert sweeps.from_dict(cfg.to_dict()) == cfg, f
+  sys.modules.pop("my_factories", None)

@@ -10,7 +10,7 @@ standard figures. The command line is ``nashax sweep CONFIG`` and
 ``nashax plot RESULTS``.
 """
 
-from nashax.sweeps import registry
+from nashax.sweeps import rankers, registry
 from nashax.sweeps.config import GridPoint, SolverSpec, SweepConfig, from_dict, load_config
 from nashax.sweeps.plot import plot_results
 from nashax.sweeps.registry import GAME_FAMILIES, SOLVERS, GameFamily
@@ -29,6 +29,7 @@ __all__ = [
     "load_config",
     "load_results",
     "plot_results",
+    "rankers",
     "registry",
     "run_sweep",
 ]
