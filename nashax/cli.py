@@ -110,8 +110,9 @@ _TRAIN_EPILOG = """examples:
 A config is TOML with [model] (vocab_size, num_layers, num_heads, embed_dim, max_len),
 [oracle] (num_classes, response_len, margin, noise, seed), [train] (algorithm: one name
 or a list of dpo, ipo, iterative_dpo, online_ipo, sppo, nash_md, inpo, mnpo, egpo; beta,
-eta, lr, batch_size, num_steps, ...) and [run] (eval_every, checkpoint_every, preference:
-oracle, bradley_terry or general).
+eta, lr, batch_size, num_steps, ...; lists under algorithm, beta, eta and seed are grid
+axes: one resumable run per combination, all gathered in runs.csv) and [run]
+(eval_every, checkpoint_every, preference: oracle, bradley_terry or general).
 """
 
 
@@ -126,9 +127,11 @@ def _train(args: argparse.Namespace) -> int:
   except ValueError as e:
     print(f"nashax train: {e}", file=sys.stderr)
     return 2
-  print(f"\n{'algorithm':14s} {'exploitability':>14s} {'KL to ref':>10s} {'win vs ref':>10s}")
+  width = max([14] + [len(k) for k in res])
+  print(f"\n{'run':{width}s} {'exploitability':>14s} {'KL to ref':>10s} {'win vs ref':>10s}")
   for alg, c in res.items():
-    print(f"{alg:14s} {c['exploitability'][-1]:14.4g} {c['kl_ref'][-1]:10.4g} {c['win_rate_ref'][-1]:10.4f}")
+    print(f"{alg:{width}s} {c['exploitability'][-1]:14.4g} {c['kl_ref'][-1]:10.4g} "
+          f"{c['win_rate_ref'][-1]:10.4f}")
   print(f"metrics and plots in {out}/")
   return 0
 

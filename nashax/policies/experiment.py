@@ -276,8 +276,8 @@ def _run_locked(exp, out, progress, devices, stop_after, log) -> dict:
   results = {}
   for label, t in zip(exp.labels, exp.trains):
     results[label] = _run_one(exp, t, oracle, pref, mesh, os.path.join(out, label), progress, stop_after, log)
-    grid.write_table(os.path.join(out, "runs.csv"), [(k, t2, results[k]) for k, t2 in zip(exp.labels, exp.trains)
-                                                     if k in results], METRICS)
+    done = [(k, t2, results[k]) for k, t2 in zip(exp.labels, exp.trains) if k in results]
+    grid.write_table(os.path.join(out, "runs.csv"), done, METRICS)
   _plot(results, os.path.join(out, "comparison.png"), exp)
   return results
 

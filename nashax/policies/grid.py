@@ -51,14 +51,20 @@ def labels(trains: tuple, swept: tuple[str, ...]) -> list[str]:
   """Each run's subfolder name: the algorithm, then ``<key><value>`` for the other swept keys."""
   out = []
   for t in trains:
-    parts = [t.algorithm] + [f"{k}{getattr(t, k):g}" if isinstance(getattr(t, k), float) else f"{k}{getattr(t, k)}"
-                             for k in swept if k != "algorithm"]
+    vals = [(k, getattr(t, k)) for k in swept if k != "algorithm"]
+    parts = [t.algorithm] + [f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in vals]
     out.append("-".join(parts))
   return out
 
 
 def write_table(path: str, runs: list[tuple[str, Any, dict]], metrics: tuple[str, ...]) -> None:
-  """Writes ``runs.csv``: ``run, algorithm, beta, eta, seed, step, <metrics>`` for ``(label, train, columns)``."""
+  """Writes ``runs.csv``: ``run, algorithm, beta, eta, seed, step, <metrics>``.
+
+  Args:
+    path: the table's path.
+    runs: ``(label, TrainConfig, metrics columns)`` per finished run.
+    metrics: the metric columns.
+  """
   s = io.StringIO(newline="")
   w = csv.writer(s)
   w.writerow(["run", *GRID_KEYS, "step", *metrics])

@@ -152,7 +152,10 @@ class SweepConfig:
     out = {}
     for k in self.traced_game_keys():
       vals = [points[p].game_hparams[k] for p, _ in rows]
-      out[k] = (np.asarray([grid[k].index(v) for v in vals], np.int32) if k in choices else np.asarray(vals, dt))
+      if k in choices:
+        out[k] = np.asarray([grid[k].index(v) for v in vals], np.int32)
+      else:
+        out[k] = np.asarray(vals, dt)
     return out
 
   def game_kwargs(self, static: tuple, traced: dict) -> dict:
@@ -276,11 +279,13 @@ def _bound_words(bound) -> str:
 
 
 def _game_grid(family: str, fam, game: dict, base_dir: Optional[str]) -> tuple[tuple, list]:
-  """The sizes and ``((hparam, values), ...)`` of a ``[game]`` table, each value checked against the family."""
+  """The sizes and ``((hparam, values), ...)`` of a ``[game]`` table, each checked against the family."""
   if fam.sized:
     if "size" not in game:
-      raise ValueError(f"game.size: missing; family {family!r} needs the number of actions (an integer or a list)")
-    sizes = tuple(_positive_int("game.size", s, fam.min_size) for s in _grid_values("game.size", game.pop("size")))
+      raise ValueError(f"game.size: missing; family {family!r} needs the number of actions (an integer or a "
+                       "list)")
+    raw = _grid_values("game.size", game.pop("size"))
+    sizes = tuple(_positive_int("game.size", s, fam.min_size) for s in raw)
     if family == "condorcet_cycle" and any(s % 2 == 0 for s in sizes):
       raise ValueError(f"game.size: condorcet_cycle needs odd sizes, got {list(sizes)}")
   else:
@@ -385,12 +390,14 @@ def _check_game_traces(family: str, fam, sizes: tuple, grid: list) -> None:
         jax.eval_shape(build, key, traced)
       except Exception as e:  # noqa: BLE001 - any failure to trace, in words
         what = f"size={size}, " if fam.sized else ""
-        raise ValueError(f"game.family: {family!r} cannot be traced ({what}{kw or ''}): a sweep builds its games "
-                         f"inside jit from a traced key and traced hyperparameters; {type(e).__name__}: "
+        raise ValueError(f"game.family: {family!r} cannot be traced ({what}{kw or ''}): a sweep builds its "
+                         f"games inside jit from a traced key and traced hyperparameters; "
+                         f"{type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''}") from None
 
 
-def from_dict(d: Mapping[str, Any], *, name: Optional[str] = None, base_dir: Optional[str] = None) -> SweepConfig:
+def from_dict(d: Mapping[str, Any], *, name: Optional[str] = None,
+              base_dir: Optional[str] = None) -> SweepConfig:
   """Validates a sweep given as a dict (the TOML file's structure) and returns a ``SweepConfig``.
 
   Raises:
@@ -457,8 +464,8 @@ def from_dict(d: Mapping[str, Any], *, name: Optional[str] = None, base_dir: Opt
 
   kinds = {"rank" if sp.name in rankers.RANKERS else "solve" for sp in specs}
   if len(kinds) > 1:
-    raise ValueError(f"solver: a sweep holds iterative solvers or rankers ({sorted(rankers.RANKERS)}), not both; "
-                     "split it in two")
+    raise ValueError(f"solver: a sweep holds iterative solvers or rankers ({sorted(rankers.RANKERS)}), not "
+                     "both; split it in two")
   kind = kinds.pop()
   if kind == "rank" and len({sp.name for sp in specs}) > 1:
     raise ValueError(f"solver: a ranking sweep names one ranker (each has its own metrics), got "

@@ -40,7 +40,7 @@ def _label(table, cols, i) -> str:
 
 
 def _finite_axis(xs: np.ndarray) -> np.ndarray:
-  """Infinite values (alpha-rank's alpha = inf) moved to 10 times the largest finite one, so they are drawn."""
+  """Infinite values (alpha-rank's alpha = inf) moved to 10 times the largest finite one, to be drawn."""
   fin = xs[np.isfinite(xs)]
   top = 10.0 * float(np.max(np.abs(fin))) if fin.size and np.max(np.abs(fin)) > 0 else 1.0
   return np.where(np.isposinf(xs), top, xs)
@@ -96,7 +96,8 @@ def plot_results(out: str, metrics: Optional[list] = None, plots_dir: Optional[s
         ax.set_yscale("log")
       ax.set_xlabel("step")
       ax.set_ylabel(m)
-      ax.set_title(f"{cfg.name}: {m} (median and quartiles over {cfg.seeds} seeds, {cfg.precision})", fontsize=9)
+      ax.set_title(f"{cfg.name}: {m} (median and quartiles over {cfg.seeds} seeds, {cfg.precision})",
+                   fontsize=9)
       ax.legend(fontsize=7)
       paths.append(os.path.join(pdir, f"trace_{m}.png"))
       fig.tight_layout()

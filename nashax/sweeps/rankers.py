@@ -42,15 +42,14 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from nashax.core import _struct, validate
 from nashax.core.games import MatrixGame, NormalFormGame, PreferenceGame
 from nashax.solvers import alpharank as _ar
 from nashax.solvers import ranking as _rk
 
-__all__ = ["Ranker", "RANKERS", "METRICS", "alpharank", "nash_averaging", "response_graph_ucb", "payoff_table",
-           "ucb_means", "sink_mass"]
+__all__ = ["Ranker", "RANKERS", "METRICS", "alpharank", "nash_averaging", "response_graph_ucb",
+           "payoff_table", "ucb_means", "sink_mass"]
 
 
 @_struct.dataclass
@@ -82,11 +81,12 @@ def payoff_table(game: Any) -> jax.Array:
     return jnp.stack([game.payoff, -game.payoff])
   if isinstance(game, NormalFormGame):
     return game.payoffs
-  raise ValueError(f"game: a ranker needs a matrix, preference or normal-form game, got {type(game).__name__}")
+  raise ValueError(f"game: a ranker needs a matrix, preference or normal-form game, got "
+                   f"{type(game).__name__}")
 
 
 def ucb_means(game: Any) -> jax.Array:
-  """Bernoulli means in ``[0, 1]`` with the preferences of ``payoff_table(game)`` (see the module docstring)."""
+  """Bernoulli means in ``[0, 1]`` with the preferences of ``payoff_table(game)`` (module docstring)."""
   if isinstance(game, PreferenceGame):
     return jnp.stack([game.preference, game.preference.T])
   u = payoff_table(game)
@@ -122,8 +122,8 @@ def _alpharank_row(hp, opts, game, key):
     lr = _ar.multi_population_log_rates(u, jnp.asarray(hp["alpha"], u.dtype), opts["m"])
   pi = jnp.exp(_ar.stationary_log(lr))
   graph = _ar.response_graph(u, single, weak=True)
-  return {"oracle_calls": jnp.zeros((), jnp.int32), "sink_mass": sink_mass(graph, pi), "max_mass": jnp.max(pi),
-          "residual": _ar._residual(pi, lr), "pi": pi}
+  return {"oracle_calls": jnp.zeros((), jnp.int32), "sink_mass": sink_mass(graph, pi),
+          "max_mass": jnp.max(pi), "residual": _ar._residual(pi, lr), "pi": pi}
 
 
 def alpharank(alpha: float = 1.0, m: int = 50, *, single_population: bool = False) -> Ranker:
@@ -139,22 +139,29 @@ def alpharank(alpha: float = 1.0, m: int = 50, *, single_population: bool = Fals
   m = validate.size("m", m, lo=2)
   validate.boolean("single_population", single_population)
   hp = {} if infinite else {"alpha": jnp.asarray(a, jnp.result_type(float))}
-  return Ranker(_alpharank_row, hp, (("m", m), ("infinite", infinite), ("single_population", single_population)),
-                "alpharank")
+  opts = (("m", m), ("infinite", infinite), ("single_population", single_population))
+  return Ranker(_alpharank_row, hp, opts, "alpharank")
 
 
 def _nash_averaging_row(hp, opts, game, key):
   del hp, key
   if not isinstance(game, PreferenceGame):
-    raise ValueError(f"game: Nash averaging needs a win-rate table (a preference game), got {type(game).__name__}")
+    raise ValueError(f"game: Nash averaging needs a win-rate table (a preference game), got "
+                     f"{type(game).__name__}")
   r = _rk.nash_averaging(game.preference, eps=opts["eps"], steps=opts["steps"])
   p = r.equilibrium
   ent = -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0))
-  return {"oracle_calls": jnp.zeros((), jnp.int32), "gap": r.gap, "max_mass": jnp.max(p), "entropy": ent, "pi": p}
+  return {"oracle_calls": jnp.zeros((), jnp.int32), "gap": r.gap, "max_mass": jnp.max(p), "entropy": ent,
+          "pi": p}
 
 
 def nash_averaging(*, eps: float = 1e-6, steps: int = 20_000) -> Ranker:
-  """Nash averaging (``solvers.nash_averaging``) of a preference game's win rates (``eps``, ``steps`` static)."""
+  """Nash averaging (``solvers.nash_averaging``) of a preference game's win rates.
+
+  Args:
+    eps: the clipping of win rates before the logit, in ``(0, 1/2)`` (static).
+    steps: accelerated projected-gradient steps (static).
+  """
   eps = validate.number("eps", eps, lo=0.0, hi=0.5, lo_open=True, hi_open=True)
   steps = validate.size("steps", steps)
   return Ranker(_nash_averaging_row, {}, (("eps", eps), ("steps", steps)), "nash_averaging")

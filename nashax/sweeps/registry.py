@@ -26,7 +26,6 @@ import functools
 import importlib
 import inspect
 import math
-import os
 from typing import Any, Callable, Optional
 
 import jax
@@ -37,7 +36,7 @@ from nashax import games as _games
 from nashax import solvers as _solvers
 from nashax.core import divergences as _div
 from nashax.core import operators as _ops
-from nashax.core.games import ContextualPreferenceGame, FRegularizedGame, MatrixGame, PreferenceGame, TargetDistribution
+from nashax.core.games import FRegularizedGame, MatrixGame, PreferenceGame, TargetDistribution
 
 __all__ = ["GameFamily", "GAME_FAMILIES", "SOLVERS", "solver_params", "family", "solver", "is_user_name",
            "file_digest"]
@@ -148,7 +147,7 @@ def _f_regularized(key, size, beta=0.1, alpha=0.5, divergence=("reverse_kl",)):
 
 
 def _bilinear_sum(key, size, components=4, lipschitz=1.0):
-  """``random_bilinear_sum`` at ``L = 1``, scaled by the (traced) ``lipschitz``: the operator of ``L = lipschitz``."""
+  """``random_bilinear_sum`` at ``L = 1`` scaled by the (traced) ``lipschitz``: the sum with that ``L``."""
   fs = _games.random_bilinear_sum(key, components, size, 1.0)
   a, b, c = fs.data
   return _ops.bilinear_finite_sum(a * lipschitz, b * lipschitz, c * lipschitz, fs.constraint)
@@ -243,7 +242,8 @@ GAME_FAMILIES: dict[str, GameFamily] = {
     "contextual_preference": GameFamily(
         _contextual, ("beta", "prompt_weights"), True, 2,
         "num_prompts random preference games over size responses; prompt_weights (a vector), optional beta",
-        ints=(("num_prompts", 1, 4096),), vectors=("prompt_weights",), lengths={"prompt_weights": "num_prompts"}),
+        ints=(("num_prompts", 1, 4096),), vectors=("prompt_weights",),
+        lengths={"prompt_weights": "num_prompts"}),
     "f_regularized": GameFamily(
         _f_regularized, ("beta", "alpha"), True, 2,
         "random preference game regularised by beta D_f(pi || uniform); divergence from "
@@ -288,9 +288,10 @@ def _halpern(eta: Any = None, *, base: str = "resolvent", inner_steps: int = 10,
   raise ValueError(f"base: must be 'resolvent' or 'forward', got {base!r}")
 
 
-def _f_dpg(divergence: str = "reverse_kl", lr: float = 1.0, *, alpha: float = 0.5, num_samples: Optional[int] = None,
-           geometry: Optional[str] = None, baseline_ema: float = 0.9, decay: float = 1.0, init_scale: float = 1.0):
-  """``solvers.f_dpg`` with the divergence a config names (``divergences.NAMES``; ``alpha`` for ``"alpha"``)."""
+def _f_dpg(divergence: str = "reverse_kl", lr: float = 1.0, *, alpha: float = 0.5,
+           num_samples: Optional[int] = None, geometry: Optional[str] = None, baseline_ema: float = 0.9,
+           decay: float = 1.0, init_scale: float = 1.0):
+  """``solvers.f_dpg`` with the divergence a config names (``divergences.NAMES``; ``alpha`` for "alpha")."""
   return _solvers.f_dpg(divergence_of(divergence, alpha), lr, num_samples=num_samples, geometry=geometry,
                         baseline_ema=baseline_ema, decay=decay, init_scale=init_scale)
 
@@ -321,7 +322,8 @@ def _import(where: str, name: str) -> Callable:
   try:
     module = importlib.import_module(mod)
   except Exception as e:  # noqa: BLE001 - any import failure, in words
-    raise ValueError(f"{where}: cannot import module {mod!r} for {name!r} ({type(e).__name__}: {e})") from None
+    raise ValueError(f"{where}: cannot import module {mod!r} for {name!r} ({type(e).__name__}: "
+                     f"{e})") from None
   fn = module
   for part in attr.split("."):
     if not hasattr(fn, part):
@@ -386,7 +388,8 @@ def family(name: str) -> GameFamily:
   if is_user_name(name):
     return _user_family_cached(name)
   if name not in GAME_FAMILIES:
-    raise ValueError(f"game.family: unknown family {name!r}; one of {sorted(GAME_FAMILIES)} or 'module:function'")
+    raise ValueError(f"game.family: unknown family {name!r}; one of {sorted(GAME_FAMILIES)} or "
+                     "'module:function'")
   return GAME_FAMILIES[name]
 
 

@@ -75,7 +75,8 @@ def _metric_fn(names: tuple[str, ...]) -> Callable:
       out["residual"] = _default_residual(game, state)
     rest = [k for k in names if k != "residual"]
     if rest:  # games only: an operator or a target has no duality gap (None: refused before compiling)
-      m = None if isinstance(game, (_ops.Operator, _ops.FiniteSumOperator, TargetDistribution)) else _metrics(game, state)
+      problem = isinstance(game, (_ops.Operator, _ops.FiniteSumOperator, TargetDistribution))
+      m = None if problem else _metrics(game, state)
       out.update({k: None if m is None else getattr(m, k) for k in rest})
     return out
   return fn
@@ -406,8 +407,8 @@ def _pad_last(arrays: list) -> list:
   if arrays[0].ndim < 3:
     return arrays
   n = max(a.shape[-1] for a in arrays)
-  return [np.pad(a.astype(np.float64), [(0, 0)] * (a.ndim - 1) + [(0, n - a.shape[-1])], constant_values=np.nan)
-          for a in arrays]
+  return [np.pad(a.astype(np.float64), [(0, 0)] * (a.ndim - 1) + [(0, n - a.shape[-1])],
+                 constant_values=np.nan) for a in arrays]
 
 
 def _fmt(x) -> str:
