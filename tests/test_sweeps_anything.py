@@ -269,7 +269,7 @@ SOLVER_CASES = {
     "online_ipo": (_PREF, {"eta": 0.5}, lambda: solvers.online_ipo(0.5)),
     "onpo": (_PREF, {"eta": 0.2}, lambda: solvers.onpo(0.2)),
     "egpo": (_PREF, {"eta": 0.2}, lambda: solvers.egpo(0.2)),
-    "mnpo": (_PREF, {"eta": 0.2, "weights": [0.7, 0.3]}, lambda: solvers.mnpo(0.2, (0.7, 0.3))),
+    "mnpo": (_PREF, {"eta": 0.2, "weights": [[0.7, 0.3]]}, lambda: solvers.mnpo(0.2, (0.7, 0.3))),
     "mpo": (_PREF, {"eta": 0.2}, lambda: solvers.mpo(0.2)),
     "iterative_dpo": (_PREF, {"loss": "ipo"}, lambda: solvers.iterative_dpo("ipo")),
     "f_extragradient": ({"family": "f_regularized", "size": 4, "beta": 0.3, "divergence": "chi_squared"},
