@@ -127,11 +127,9 @@ def _train(args: argparse.Namespace) -> int:
   except ValueError as e:
     print(f"nashax train: {e}", file=sys.stderr)
     return 2
-  width = max([14] + [len(k) for k in res])
-  print(f"\n{'run':{width}s} {'exploitability':>14s} {'KL to ref':>10s} {'win vs ref':>10s}")
+  print(f"\n{'algorithm':14s} {'exploitability':>14s} {'KL to ref':>10s} {'win vs ref':>10s}")
   for alg, c in res.items():
-    print(f"{alg:{width}s} {c['exploitability'][-1]:14.4g} {c['kl_ref'][-1]:10.4g} "
-          f"{c['win_rate_ref'][-1]:10.4f}")
+    print(f"{alg:14s} {c['exploitability'][-1]:14.4g} {c['kl_ref'][-1]:10.4g} {c['win_rate_ref'][-1]:10.4f}")
   print(f"metrics and plots in {out}/")
   return 0
 
