@@ -21,8 +21,11 @@ _SWEEP_EPILOG = """examples:
 
 A config is TOML with [game] (family, size, family hyperparameters), one or more
 [[solver]] tables (name and hyperparameters) and [run] (seeds, steps, every,
-metrics, chunk, batch_size, seed). A list is a grid axis. A killed sweep started
-again resumes from its last finished chunk; a finished one does nothing.
+metrics, chunk, batch_size, seed, x64). A list is a grid axis. family and name
+may be "module:function", your own factory; a solver name may be a ranker
+(alpharank, nash_averaging, response_graph_ucb); x64 = true runs in float64. A
+killed sweep started again resumes from its last finished chunk; a finished one
+does nothing.
 """
 
 _PLOT_EPILOG = """examples:
@@ -128,11 +131,17 @@ def _sweep(args: argparse.Namespace) -> int:
   if args.list:
     print("game families:")
     for k, f in sweeps.GAME_FAMILIES.items():
-      print(f"  {k:26s} {f.doc}" + (f"  [hyperparameters: {', '.join(f.hparams)}]" if f.hparams else ""))
+      print(f"  {k:26s} {f.doc}" + (f"  [hyperparameters: {', '.join(f.params)}]" if f.params else ""))
+    print("  module:function            your own factory fn(key, [size,] **hyperparameters)")
     print("solvers (hyperparameters are the factory's keyword arguments):")
     for k in sweeps.SOLVERS:
       params, _ = sweeps.registry.solver_params(k)
       print(f"  {k:26s} {', '.join(params)}")
+    print("  module:function            your own factory returning a Solver")
+    print("rankers (one call per row; metrics):")
+    for k in sweeps.rankers.RANKERS:
+      params, _ = sweeps.registry.solver_params(k)
+      print(f"  {k:26s} {', '.join(params)}  [metrics: {', '.join(sweeps.rankers.METRICS[k])}]")
     return 0
   if not args.config:
     print("nashax sweep: give a CONFIG file (or --list)", file=sys.stderr)
@@ -163,8 +172,9 @@ remat), [mesh] (data, fsdp, tensor) and [run] (eval_every, checkpoint_every, poo
 A config is TOML with [model] (vocab_size, num_layers, num_heads, embed_dim, max_len),
 [oracle] (num_classes, response_len, margin, noise, seed), [train] (algorithm: one name
 or a list of dpo, ipo, iterative_dpo, online_ipo, sppo, nash_md, inpo, mnpo, egpo; beta,
-eta, lr, batch_size, num_steps, ...) and [run] (eval_every, checkpoint_every, preference:
-oracle, bradley_terry or general).
+eta, lr, batch_size, num_steps, ...; lists under algorithm, beta, eta and seed are grid
+axes: one resumable run per combination, all gathered in runs.csv) and [run]
+(eval_every, checkpoint_every, preference: oracle, bradley_terry or general).
 """
 
 

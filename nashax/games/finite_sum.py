@@ -40,14 +40,15 @@ def annotator_preference_sum(preferences: jax.typing.ArrayLike) -> ops.FiniteSum
   ``F_i(x, y) = (-(P_i - 1/2) y, (P_i - 1/2)^T x)``.
 
   Args:
-    preferences: ``[n, K, K]`` (validated: each a preference matrix); a
-      floating dtype is kept.
+    preferences: ``[n, K, K]`` (validated when concrete: each a preference
+      matrix); a floating dtype is kept.
   """
-  p = np.asarray(preferences, np.float64)
-  if p.ndim != 3:
-    raise ValueError(f"preferences: expected [n, K, K], got shape {p.shape}")
-  for i in range(p.shape[0]):
-    validate.preference_matrix(p[i], f"preferences[{i}]")
+  if np.ndim(preferences) != 3:
+    raise ValueError(f"preferences: expected [n, K, K], got shape {np.shape(preferences)}")
+  if not isinstance(preferences, jax.core.Tracer):  # traced (inside jit, a sweep): valid by construction
+    p = np.asarray(preferences, np.float64)
+    for i in range(p.shape[0]):
+      validate.preference_matrix(p[i], f"preferences[{i}]")
   pj = jnp.asarray(preferences)
   a = -(pj.astype(pj.dtype if jnp.issubdtype(pj.dtype, jnp.floating) else jnp.result_type(float)) - 0.5)
   k = a.shape[-1]

@@ -52,6 +52,7 @@ from nashax import _distributed, _files
 from nashax._files import check_folder, read_toml, stem
 from nashax._progress import Progress
 from nashax.core import validate
+from nashax.policies import grid
 from nashax.policies import oracles as O
 from nashax.policies import reward_model as RM
 from nashax.policies import transformer as T
@@ -79,6 +80,7 @@ class Experiment:
     preference: what the trainers query: the oracle itself, or a Bradley-Terry
       or general preference model first fitted to ``preference_steps``
       batches of oracle comparisons.
+    swept: the ``[train]`` keys given as lists of several values (``grid``).
   """
 
   name: str
@@ -89,6 +91,12 @@ class Experiment:
   checkpoint_every: int = 100
   preference: str = "oracle"
   preference_steps: int = 2000
+  swept: tuple = ("algorithm",)
+
+  @property
+  def labels(self) -> list[str]:
+    """Each run's name and subfolder (``grid.labels``)."""
+    return grid.labels(self.trains, self.swept)
 
   def fingerprint(self) -> str:
     d = {"model": dataclasses.asdict(self.model), "oracle": self.oracle,
@@ -172,16 +180,14 @@ def experiment_from_dict(d: Mapping[str, Any], *, name: Optional[str] = None) ->
   for k in train:
     if k not in tfields:
       raise ValueError(f"train.{k}: unknown key; [train] takes {sorted(tfields)}")
-  algs = train.pop("algorithm", None)
-  if algs is None:
+  if train.get("algorithm") is None:
     raise ValueError(f"train.algorithm: missing; one of {list(ALGORITHMS)} or a list of them")
-  algs = [algs] if isinstance(algs, str) else list(algs)
-  if not algs or len(set(algs)) != len(algs):
-    raise ValueError(f"train.algorithm: a non-empty list without repeats, got {algs}")
   if "mnpo_weights" in train:
     train["mnpo_weights"] = tuple(train["mnpo_weights"])
-  _check_types("train", train, TrainConfig)
-  trains = tuple(TrainConfig(a, **train).validate() for a in algs)
+  points, swept = grid.expand(train)  # algorithm, beta, eta, seed may be grid axes: one run per point
+  for p in points:
+    _check_types("train", {k: v for k, v in p.items() if k != "algorithm"}, TrainConfig)
+  trains = tuple(TrainConfig(**p).validate() for p in points)
   run = _table("run", d.get("run", {}))
   for k in run:
     if k not in _RUN_KEYS:
@@ -195,7 +201,7 @@ def experiment_from_dict(d: Mapping[str, Any], *, name: Optional[str] = None) ->
   if pref not in _PREFERENCES:
     raise ValueError(f"run.preference: one of {list(_PREFERENCES)}, got {pref!r}")
   label = d.get("name", name or "experiment")
-  return Experiment(label, mc, oracle, trains, ev, ck, pref, run.get("preference_steps", 2000))
+  return Experiment(label, mc, oracle, trains, ev, ck, pref, run.get("preference_steps", 2000), swept)
 
 
 def load_experiment(path: str) -> Experiment:
@@ -246,13 +252,17 @@ def _state_shardings(mesh: jax.sharding.Mesh, state: Any) -> Any:
 
 def run_experiment(config: Any, out: Optional[str] = None, *, progress: bool = True, devices: Optional[list] = None,
                    stop_after: Optional[int] = None, log: Callable[[str], None] = print, fsdp: int = 1) -> dict:
-  """Runs (or resumes) every algorithm of an experiment; returns ``{algorithm: metrics columns}``.
+  """Runs (or resumes) every run of an experiment; returns ``{run label: metrics columns}``.
+
+  The runs are the ``[train]`` grid's points (``grid``): the algorithms, and
+  every combination of the ``beta``, ``eta`` and ``seed`` lists; a run's label
+  is its algorithm when only the algorithm varies.
 
   Args:
     config: an ``Experiment``, a dict in the TOML layout, or a TOML path.
     out: results folder (default ``runs/train/<name>``); one subfolder per
-      algorithm with ``metrics.csv`` and ``checkpoints/``, and
-      ``comparison.png``.
+      run with ``metrics.csv`` and ``checkpoints/``, ``runs.csv`` (every
+      run's metrics in one tidy table) and ``comparison.png``.
     progress: draw a progress bar.
     devices: devices of the data-parallel mesh (default all). The batch size
       must be divisible by their number.
@@ -304,9 +314,11 @@ def _run_locked(exp, out, progress, devices, stop_after, log, fsdp=1) -> dict:
     pref = model.probability
     log(f"nashax train: fitted a {exp.preference} preference model (log-loss {model.final_loss:.3f})")
   results = {}
-  for t in exp.trains:
-    results[t.algorithm] = _run_one(exp, t, oracle, pref, mesh, os.path.join(out, t.algorithm), progress,
-                                    stop_after, log)
+  for label, t in zip(exp.labels, exp.trains):
+    results[label] = _run_one(exp, t, oracle, pref, mesh, os.path.join(out, label), progress, stop_after, log)
+    done = [(k, t2, results[k]) for k, t2 in zip(exp.labels, exp.trains) if k in results]
+    if _distributed.is_writer():
+      grid.write_table(os.path.join(out, "runs.csv"), done, METRICS)
   if _distributed.is_writer():
     _plot(results, os.path.join(out, "comparison.png"), exp)
   return results
@@ -324,8 +336,9 @@ def _compiled(exp, t, oracle, pref, mesh):
   evaluation's results are replicated (readable on every process)."""
   key = None
   if pref is None:
-    key = (exp.model, t, json.dumps(exp.oracle, sort_keys=True), tuple(d.id for d in mesh.devices.flat),
-           tuple(mesh.shape.items()))
+    # The seed only enters ``trainer.init`` (in ``_run_one``), so a grid over seeds shares one compiled step.
+    key = (exp.model, dataclasses.replace(t, seed=0), json.dumps(exp.oracle, sort_keys=True),
+           tuple(d.id for d in mesh.devices.flat), tuple(mesh.shape.items()))
     if key in _COMPILED:
       return _COMPILED[key]
   trainer = make_trainer(exp.model, t, oracle, pref, mesh)
@@ -437,8 +450,9 @@ def _plot(results: dict, path: str, exp: Experiment) -> None:
   for ax in axes:
     ax.set_xlabel("step")
   axes[0].legend(fontsize=8)
+  betas = sorted({t.beta for t in exp.trains})
   fig.suptitle(f"{exp.name}: {exp.model.num_layers}-layer transformer, {exp.oracle['num_classes']}-class cyclic oracle, "
-               f"beta = {exp.trains[0].beta}", fontsize=9)
+               f"beta = {', '.join(f'{b:g}' for b in betas)}", fontsize=9)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)

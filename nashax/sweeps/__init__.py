@@ -8,9 +8,17 @@ atomically, and assembles a tidy table: ``results.csv`` / ``results.npz``
 chunk; a finished one is not run again. ``plot_results(out)`` draws the
 standard figures. The command line is ``nashax sweep CONFIG`` and
 ``nashax plot RESULTS``.
+
+What can be swept (``nashax sweep --list``): every game family of
+``registry.GAME_FAMILIES`` (matrix, preference, contextual, f-regularised with
+the divergence as a grid axis, finite sums for the Halpern family, payoff
+tables from a file, alignment games), every solver of ``registry.SOLVERS``,
+the rankers of ``rankers.RANKERS`` (alpha-rank over alpha including ``inf``
+and ``m``, Nash averaging, ResponseGraphUCB over ``delta``), and the user's own
+factories named ``"module:function"``. ``[run] x64 = true`` runs in float64.
 """
 
-from nashax.sweeps import registry
+from nashax.sweeps import rankers, registry
 from nashax.sweeps.config import GridPoint, SolverSpec, SweepConfig, from_dict, load_config
 from nashax.sweeps.plot import plot_results
 from nashax.sweeps.registry import GAME_FAMILIES, SOLVERS, GameFamily
@@ -29,6 +37,7 @@ __all__ = [
     "load_config",
     "load_results",
     "plot_results",
+    "rankers",
     "registry",
     "run_sweep",
 ]

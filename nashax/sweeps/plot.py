@@ -39,6 +39,13 @@ def _label(table, cols, i) -> str:
   return ", ".join(parts) or "all"
 
 
+def _finite_axis(xs: np.ndarray) -> np.ndarray:
+  """Infinite values (alpha-rank's alpha = inf) moved to 10 times the largest finite one, to be drawn."""
+  fin = xs[np.isfinite(xs)]
+  top = 10.0 * float(np.max(np.abs(fin))) if fin.size and np.max(np.abs(fin)) > 0 else 1.0
+  return np.where(np.isposinf(xs), top, xs)
+
+
 def _numeric(table, c) -> bool:
   return np.issubdtype(table[c].dtype, np.number)
 
@@ -55,7 +62,7 @@ def plot_results(out: str, metrics: Optional[list] = None, plots_dir: Optional[s
   from nashax._files import read_json
 
   cfg = from_dict(read_json(os.path.join(out, "manifest.json"), "results: the sweep manifest")["config"])
-  names = metrics or list(res.traces)
+  names = metrics or [k for k, v in res.traces.items() if v.ndim == 2]  # not a ranking's pi vectors
   for m in names:
     if m not in res.traces:
       raise ValueError(f"metrics: {m!r} was not traced in this sweep; it has {list(res.traces)}")
@@ -75,22 +82,27 @@ def plot_results(out: str, metrics: Optional[list] = None, plots_dir: Optional[s
     if logy:
       floor = 1e-3 * float(np.min(fin[fin > 0]))
       tr = np.maximum(tr, floor)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for j, p in enumerate(points):
+    if len(res.steps) == 1:  # a ranking sweep: one value per row, no trace to draw
+      fig = None
+    else:
+      fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for j, p in enumerate(points if fig is not None else []):
       rows = t["point"] == p
       q25, q50, q75 = np.nanpercentile(tr[rows], [25, 50, 75], axis=0)
       line, = ax.plot(res.steps, q50, lw=1.2, label=_label(t, swept, first[p]) if j < 12 else None)
       ax.fill_between(res.steps, q25, q75, color=line.get_color(), alpha=0.2, lw=0)
-    if logy:
-      ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel(m)
-    ax.set_title(f"{cfg.name}: {m} (median and quartiles over {cfg.seeds} seeds)", fontsize=9)
-    ax.legend(fontsize=7)
-    paths.append(os.path.join(pdir, f"trace_{m}.png"))
-    fig.tight_layout()
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    if fig is not None:
+      if logy:
+        ax.set_yscale("log")
+      ax.set_xlabel("step")
+      ax.set_ylabel(m)
+      ax.set_title(f"{cfg.name}: {m} (median and quartiles over {cfg.seeds} seeds, {cfg.precision})",
+                   fontsize=9)
+      ax.legend(fontsize=7)
+      paths.append(os.path.join(pdir, f"trace_{m}.png"))
+      fig.tight_layout()
+      fig.savefig(paths[-1], dpi=110)
+      plt.close(fig)
 
     final = tr[:, -1]
     numeric = [c for c in swept if _numeric(t, c)]
@@ -104,14 +116,16 @@ def plot_results(out: str, metrics: Optional[list] = None, plots_dir: Optional[s
         rows = np.asarray(rows)
         xs = np.unique(t[h][rows])
         q = np.asarray([np.nanpercentile(final[rows][t[h][rows] == x], [25, 50, 75]) for x in xs])
+        xs = _finite_axis(xs)
         line, = ax.plot(xs, q[:, 1], "o-", ms=3, label=_label(t, others, rows[0]))
         ax.fill_between(xs, q[:, 0], q[:, 2], color=line.get_color(), alpha=0.2, lw=0)
-      if np.all(t[h] > 0) and t[h].max() / t[h].min() > 20:
+      hx = _finite_axis(t[h])
+      if np.all(hx > 0) and hx.max() / hx.min() > 20:
         ax.set_xscale("log")
       if logy:
         ax.set_yscale("log")
-      ax.set_xlabel(h)
-      ax.set_ylabel(f"final {m}")
+      ax.set_xlabel(h + (" (inf drawn at the right edge)" if np.isinf(t[h]).any() else ""))
+      ax.set_ylabel(f"final {m} ({cfg.precision})")
       ax.legend(fontsize=7)
       paths.append(os.path.join(pdir, f"final_{m}_vs_{h}.png"))
       fig.tight_layout()
@@ -133,7 +147,7 @@ def plot_results(out: str, metrics: Optional[list] = None, plots_dir: Optional[s
       ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys])
       ax.set_xlabel(h1)
       ax.set_ylabel(h2)
-      fig.colorbar(im, ax=ax, label=f"log10 final {m}" if logy else f"final {m}")
+      fig.colorbar(im, ax=ax, label=(f"log10 final {m}" if logy else f"final {m}") + f" ({cfg.precision})")
       ax.set_title(f"median over seeds{' and ' + ', '.join(c for c in swept if c not in (h1, h2)) if len(swept) > 2 else ''}",
                    fontsize=8)
       paths.append(os.path.join(pdir, f"heatmap_{m}_{h1}_{h2}.png"))

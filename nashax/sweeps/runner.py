@@ -32,13 +32,18 @@ import os
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from nashax import _distributed, _files
 from nashax._files import check_folder
 from nashax._progress import Progress
+from nashax.core import operators as _ops
+from nashax.core.games import TargetDistribution
+from nashax.core.metrics import default_residual as _default_residual
 from nashax.core.metrics import metrics as _metrics
 from nashax.core.solver import run as _run
+from nashax.sweeps import rankers as _rankers
 from nashax.sweeps import registry
 from nashax.sweeps.config import SweepConfig, from_dict, load_config
 
@@ -73,8 +78,15 @@ def default_out(cfg: SweepConfig) -> str:
 @functools.lru_cache(maxsize=None)
 def _metric_fn(names: tuple[str, ...]) -> Callable:
   def fn(game, state):
-    m = _metrics(game, state)
-    return {"oracle_calls": state.oracle_calls, **{k: getattr(m, k) for k in names}}
+    out = {"oracle_calls": state.oracle_calls}
+    if "residual" in names:
+      out["residual"] = _default_residual(game, state)
+    rest = [k for k in names if k != "residual"]
+    if rest:  # games only: an operator or a target has no duality gap (None: refused before compiling)
+      problem = isinstance(game, (_ops.Operator, _ops.FiniteSumOperator, TargetDistribution))
+      m = None if problem else _metrics(game, state)
+      out.update({k: None if m is None else getattr(m, k) for k in rest})
+    return out
   return fn
 
 
@@ -82,20 +94,23 @@ class _Group(NamedTuple):
   solver_index: int
   size: int
   rows: list  # [(point, seed)]
+  static: tuple = ()  # the game's shape-changing parameters
 
 
 def _solver(cfg: SweepConfig, point) -> Any:
-  return registry.SOLVERS[point.solver](**point.solver_hparams)
+  return registry.solver(point.solver)(**point.solver_hparams)
 
 
 def _groups(cfg: SweepConfig, points) -> list[_Group]:
-  """Rows that share a compiled function: same solver structure (static options, leaf shapes) and size."""
+  """Rows that share a compiled function: same solver structure (static options, leaf shapes), size and
+  static game parameters."""
   groups: dict = {}
   for p in points:
     s = _solver(cfg, p)
     shapes = tuple((np.shape(x), np.asarray(x).dtype.str) for x in jax.tree.leaves(s))
-    key = (p.solver_index, p.size, jax.tree.structure(s), shapes)
-    groups.setdefault(key, _Group(p.solver_index, p.size, []))
+    static = cfg.static_game(p)
+    key = (p.solver_index, p.size, static, jax.tree.structure(s), shapes)
+    groups.setdefault(key, _Group(p.solver_index, p.size, [], static))
     groups[key].rows.extend((p.index, seed) for seed in range(cfg.seeds))
   return list(groups.values())
 
@@ -109,14 +124,17 @@ def _plan(cfg: SweepConfig, groups: list[_Group]) -> list[tuple[int, list]]:
   return chunks
 
 
-def _row_fn(cfg: SweepConfig, size: int) -> Callable:
-  fam = registry.GAME_FAMILIES[cfg.family]
+def _row_fn(cfg: SweepConfig, size: int, static: tuple = ()) -> Callable:
+  fam = cfg.game_family
   names = tuple(cfg.metrics)
 
   def one(x):
     key = jax.random.fold_in(jax.random.key(cfg.seed), x["seed"])
     gkey, skey = jax.random.split(key)
-    game = fam.build(gkey, size if fam.sized else None, **x["game"])
+    game = fam.build(gkey, size if fam.sized else None, **cfg.game_kwargs(static, x["game"]))
+    if isinstance(x["solver"], _rankers.Ranker):  # one call: a trace of one entry
+      out = x["solver"](game, skey)
+      return {k: jnp.asarray(v)[None] for k, v in out.items() if k in names or k in ("oracle_calls", "pi")}
     _, trace = _run(x["solver"], game, skey, num_steps=cfg.steps, every=cfg.every, metric_fn=_metric_fn(names))
     return trace
 
@@ -127,8 +145,8 @@ def _inputs(cfg: SweepConfig, points, rows: list) -> dict:
   """Stacked per-row inputs: seed, game hyperparameters, the solver pytree."""
   solvers = [_solver(cfg, points[p]) for p, _ in rows]
   stacked = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *solvers)
-  game = {k: np.asarray([points[p].game_hparams[k] for p, _ in rows], np.float32) for k, _ in cfg.game_grid}
-  return {"seed": np.asarray([s for _, s in rows], np.int32), "game": game, "solver": stacked}
+  return {"seed": np.asarray([s for _, s in rows], np.int32), "game": cfg.game_arrays(points, rows),
+          "solver": stacked}
 
 
 def _pad(x: dict, total: int) -> dict:
@@ -140,12 +158,12 @@ def _pad(x: dict, total: int) -> dict:
 class _Compiled:
   """The jitted chunk function of one group: ``[D, m]`` rows, vmapped over devices, ``lax.map`` inside."""
 
-  def __init__(self, cfg: SweepConfig, size: int, devices: list):
+  def __init__(self, cfg: SweepConfig, size: int, devices: list, static: tuple = ()):
     self.d = len(devices)
     per = -(-cfg.chunk // self.d)
     self.bs = min(cfg.batch_size or per, per)
     self.m = -(-per // self.bs) * self.bs
-    one = _row_fn(cfg, size)
+    one = _row_fn(cfg, size, static)
     fn = jax.vmap(lambda xs: jax.lax.map(one, xs, batch_size=self.bs))
     self.sharding = None
     if self.d > 1:
@@ -171,13 +189,14 @@ _COMPILED: dict = {}
 _COMPILED_MAX = 8
 
 
-def _compiled(cfg: SweepConfig, size: int, devices: list) -> "_Compiled":
+def _compiled(cfg: SweepConfig, size: int, devices: list, static: tuple = ()) -> "_Compiled":
+  choices = tuple((k, v) for k, v in cfg.game_grid if k in dict(cfg.game_family.choices))
   key = (cfg.family, cfg.seed, cfg.steps, cfg.every, tuple(cfg.metrics), cfg.chunk, cfg.batch_size, size,
-         tuple((d.platform, d.id) for d in devices))
+         static, choices, cfg.x64, cfg.digests, tuple((d.platform, d.id) for d in devices))
   if key not in _COMPILED:
     if len(_COMPILED) >= _COMPILED_MAX:
       _COMPILED.pop(next(iter(_COMPILED)))
-    _COMPILED[key] = _Compiled(cfg, size, devices)
+    _COMPILED[key] = _Compiled(cfg, size, devices, static)
   return _COMPILED[key]
 
 
@@ -187,7 +206,7 @@ def _check_runs(cfg: SweepConfig, points, groups: list[_Group]) -> None:
     p = points[g.rows[0][0]]
     x = jax.tree.map(lambda a: a[0], _inputs(cfg, points, g.rows[:1]))
     try:
-      out = jax.eval_shape(_row_fn(cfg, g.size), x)
+      out = jax.eval_shape(_row_fn(cfg, g.size, g.static), x)
     except Exception as e:  # noqa: BLE001 - reworded with the names a user wrote
       raise ValueError(f"solver: {p.solver!r} cannot run on game family {cfg.family!r}: "
                        f"{type(e).__name__}: {e}") from None
@@ -219,7 +238,9 @@ def run_sweep(config: Any, out: Optional[str] = None, *, progress: bool = True,
     out: the results folder (default ``runs/sweeps/<name>``). It holds
       ``manifest.json``, ``chunks/`` while running, and at the end
       ``results.csv`` and ``results.npz`` (one row per grid point and seed) and
-      ``traces.npz`` (``[rows, T]`` per metric).
+      ``traces.npz`` (``[rows, T]`` per metric; a ranking sweep adds ``pi``,
+      ``[rows, 1, N]`` padded with NaN to the largest game). The table's
+      ``precision`` column says float32 or float64 (``[run] x64``).
     progress: draw a progress bar on stderr.
     devices: devices to shard the batch axis over (default: all of
       ``jax.devices()``, every process's under the multi-process runtime).
@@ -232,7 +253,8 @@ def run_sweep(config: Any, out: Optional[str] = None, *, progress: bool = True,
 
   Raises:
     ValueError: a bad config (naming the key), a solver that cannot run on the
-      family, an ``out`` folder that holds a different sweep, cannot be
+      family, an ``out`` folder that holds a different sweep (or one of the
+      other precision, naming both), cannot be
       created, or is in use by another live process (a lock file); all before
       anything compiles.
   """
@@ -246,8 +268,20 @@ def run_sweep(config: Any, out: Optional[str] = None, *, progress: bool = True,
   if theirs != cfg.fingerprint():
     raise ValueError(f"config: process {_distributed.process_index()} has a different sweep (fingerprint "
                      f"{cfg.fingerprint()}) from process 0's ({theirs}); give every process the same config")
-  with _distributed.writer_lock(out):
+  with _distributed.writer_lock(out), jax.enable_x64(cfg.x64):
     return _run_locked(cfg, out, progress, devices, log, writer)
+
+
+def _check_precision(cfg: SweepConfig, manifest_path: str) -> None:
+  """Refuses to resume a folder written in the other precision (naming both)."""
+  if not os.path.exists(manifest_path):
+    return
+  old = _files.read_json(manifest_path, "out: the sweep manifest")
+  was = "float64" if (old.get("config") or {}).get("run", {}).get("x64") else "float32"
+  if was != cfg.precision:
+    raise ValueError(f"out: {os.path.dirname(manifest_path)} holds a {was} sweep and this config runs in "
+                     f"{cfg.precision} ([run] x64 = {str(cfg.x64).lower()}); a resume would mix precisions: "
+                     "choose another folder, or set x64 to match")
 
 
 def _tables_damage(out: str) -> Optional[str]:
@@ -276,7 +310,9 @@ def _chunk_damage(path: str, rows: list) -> Optional[str]:
 
 def _finished(cfg: SweepConfig, out: str, log) -> bool:
   """Process 0: whether ``out`` holds this sweep finished with intact tables (refuses another sweep's folder)."""
-  old = check_folder(os.path.join(out, "manifest.json"), cfg.fingerprint(), "sweep")
+  manifest_path = os.path.join(out, "manifest.json")
+  _check_precision(cfg, manifest_path)
+  old = check_folder(manifest_path, cfg.fingerprint(), "sweep")
   if old is not None and old.get("finished"):
     damage = _tables_damage(out)
     if damage is None:
@@ -323,7 +359,7 @@ def _run_locked(cfg: SweepConfig, out: str, progress: bool, devices, log, writer
   for i in todo:
     gi, rows = chunks[i]
     if gi not in compiled:
-      compiled[gi] = _compiled(cfg, groups[gi].size, devs)
+      compiled[gi] = _compiled(cfg, groups[gi].size, devs, groups[gi].static)
     res = compiled[gi](_inputs(cfg, points, rows))
     if writer:
       arrays = {"point": np.asarray([p for p, _ in rows]), "seed": np.asarray([s for _, s in rows])}
@@ -349,28 +385,24 @@ def _finish(cfg: SweepConfig, points, num_chunks: int, out: str) -> Results:
   for i in range(num_chunks):
     with np.load(_chunk_path(out, i)) as z:
       parts.append({k: z[k] for k in z.files})
-  cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+  cat = {k: np.concatenate(_pad_last([p[k] for p in parts])) for k in parts[0]}
   order = np.lexsort((cat["seed"], cat["point"]))
   cat = {k: v[order] for k, v in cat.items()}
   n = len(order)
   calls = cat.pop("m_oracle_calls")[:, -1]
   traces = {k[2:]: v.astype(np.float64) for k, v in cat.items() if k.startswith("m_")}
+  vectors = {k: traces.pop(k) for k in list(traces) if traces[k].ndim > 2}  # rankings: kept, not tabled
   steps = (np.arange(cfg.steps // cfg.every) + 1) * cfg.every
   table: dict = {"point": cat["point"], "seed": cat["seed"],
                  "family": np.asarray([cfg.family] * n), "size": np.asarray([points[p].size for p in cat["point"]])}
   for k, _ in cfg.game_grid:
-    table[k] = np.asarray([points[p].game_hparams[k] for p in cat["point"]], np.float64)
+    table[k] = _column([points[p].game_hparams[k] for p in cat["point"]])
   table["solver"] = np.asarray([points[p].solver for p in cat["point"]])
   hnames = []
   for spec in cfg.solvers:
     hnames += [k for k, _ in spec.grid if k not in hnames and k not in table]
   for k in hnames:
-    vals = [points[p].solver_hparams.get(k, "") for p in cat["point"]]
-    vals = [" ".join(map(str, v)) if isinstance(v, tuple) else v for v in vals]
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
-      table[k] = np.asarray(vals, np.float64)
-    else:
-      table[k] = np.asarray([str(v) for v in vals])
+    table[k] = _column([points[p].solver_hparams.get(k, "") for p in cat["point"]])
   table["steps"] = np.full(n, cfg.steps)
   table["oracle_calls"] = calls
   finite = np.ones(n, bool)
@@ -378,8 +410,9 @@ def _finish(cfg: SweepConfig, points, num_chunks: int, out: str) -> Results:
     table[k] = v[:, -1]
     finite &= np.isfinite(v).all(axis=1)
   table["finite"] = finite
+  table["precision"] = np.asarray([cfg.precision] * n)
   _write_verified(os.path.join(out, "results.npz"), lambda f: np.savez(f, **table))
-  _write_verified(os.path.join(out, "traces.npz"), lambda f: np.savez(f, step=steps, **traces))
+  _write_verified(os.path.join(out, "traces.npz"), lambda f: np.savez(f, step=steps, **traces, **vectors))
 
   def write_csv(f):
     import io
@@ -391,7 +424,25 @@ def _finish(cfg: SweepConfig, points, num_chunks: int, out: str) -> Results:
     f.write(s.getvalue().encode())
 
   _write_verified(os.path.join(out, "results.csv"), write_csv)
-  return Results(table, traces, steps, out)
+  return Results(table, {**traces, **vectors}, steps, out)
+
+
+def _column(vals: list) -> np.ndarray:
+  """A table column: float64 when every value is a number, else strings (vectors space-separated)."""
+  vals = [" ".join(map(str, v)) if isinstance(v, tuple) else v for v in vals]
+  if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+    return np.asarray(vals, np.float64)
+  return np.asarray([str(v) for v in vals])
+
+
+def _pad_last(arrays: list) -> list:
+  """Arrays of 3 or more axes padded with NaN on the last one to a common length (rankings of games of
+  several sizes); others unchanged."""
+  if arrays[0].ndim < 3:
+    return arrays
+  n = max(a.shape[-1] for a in arrays)
+  return [np.pad(a.astype(np.float64), [(0, 0)] * (a.ndim - 1) + [(0, n - a.shape[-1])],
+                 constant_values=np.nan) for a in arrays]
 
 
 def _fmt(x) -> str:
