@@ -182,3 +182,9 @@ def test_nan_status_is_reported_in_words(key):
   assert int(info.status) == solver_lib.NONFINITE
   with pytest.raises(RuntimeError, match="NaN or inf"):
     nashax.check(info)
+
+
+def test_sweep_registry_offers_the_catalogue_factories_a_sweep_may_name():
+  """``sweeps.registry.SOLVERS`` is ``catalogue.factories(sweep=True)`` (same names, same functions)."""
+  from nashax.sweeps import registry
+  assert registry.SOLVERS == catalogue.factories(sweep=True)
