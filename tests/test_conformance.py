@@ -49,6 +49,8 @@ def test_solvers_namespace_is_the_catalogue():
     assert all(o.sweep == e.sweep for o in catalogue.CATALOGUE if o.factory == e.factory), e.name
   with pytest.raises(ValueError, match="name: no catalogued solver 'nope'"):
     catalogue.get("nope")
+  table = catalogue.markdown().splitlines()
+  assert len(table) == 2 + len(NAMES) and all(f"| `{n}` |" in row for n, row in zip(NAMES, table[2:]))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -20,7 +20,7 @@ from nashax.solvers import fdiv as _fdiv
 from nashax.solvers import halpern as _halpern
 from nashax.solvers import nlhf as _nlhf
 
-__all__ = ["Entry", "CATALOGUE", "entries", "factories", "get"]
+__all__ = ["Entry", "CATALOGUE", "entries", "factories", "get", "markdown"]
 
 
 class Entry(NamedTuple):
@@ -160,3 +160,12 @@ def factories(*, sweep: Optional[bool] = None, tag: Optional[str] = None) -> dic
     if sweep is None or e.sweep == sweep:
       out.setdefault(e.factory, e.fn)
   return out
+
+
+def markdown() -> str:
+  """The catalogue as a Markdown table (row, factory, problem, tags), for the documentation."""
+  lines = ["| row | factory | checked on | tags |", "|---|---|---|---|"]
+  for e in CATALOGUE:
+    tags = ", ".join(sorted(e.tags)) or "-"
+    lines.append(f"| `{e.name}` | `solvers.{e.factory}` | {e.problem} | {tags} |")
+  return "\n".join(lines) + "\n"
