@@ -307,7 +307,7 @@ def check_catalogued(name: str, **overrides: Any) -> dict[str, str]:
   from nashax.solvers import catalogue
 
   e = catalogue.get(name)
-  kw = dict(vary=e.vary, padding=e.padding, long_steps=e.long_steps, long_factor=e.long_factor,
+  kw = dict(vary=e.vary, padding=e.padding, long_steps=e.long_steps, long_factor=e.long_factor, floor=e.long_floor,
             checks=[c for c in CHECKS if c not in e.fails])
   kw.update(overrides)
   if not e.x64:

@@ -39,6 +39,7 @@ class Entry(NamedTuple):
       sample the rows of a matrix game, whose number padding changes).
     long_steps: steps of the float32 long run.
     long_factor: how far above its running minimum the certificate may climb in that run.
+    long_floor: the additive floor of that bound (a sampled method's noise, float32 rounding).
     fails: checks this row is known to fail (an open bug, said beside the row); the conformance test
       expects them to fail, so a fix shows up as a test to update.
     x64: run the comparisons (jit/eager, vmap/loop, padding) in float64; the long run stays float32.
@@ -55,6 +56,7 @@ class Entry(NamedTuple):
   padding: bool = True
   long_steps: int = 20_000
   long_factor: float = 3.0
+  long_floor: float = 1e-5
   fails: tuple[str, ...] = ()
   x64: bool = False
   sweep: bool = True
@@ -122,9 +124,10 @@ CATALOGUE: tuple[Entry, ...] = (
     # --- f-divergence methods (nashax.solvers.fdiv)
     _row("f_dpg", _fdiv.f_dpg, lambda lr=0.5, **kw: _fdiv.f_dpg(_div.jensen_shannon(), lr, **kw), "target",
          vary=("lr", (0.25, 0.5, 1.0)), padding=False, sweep=False),
+    # Eight samples a step: its distance to the target wanders up to 2.3e-3 before the step decays.
     _row("f_dpg_sampled", _fdiv.f_dpg,
          lambda lr=0.5, **kw: _fdiv.f_dpg(_div.alpha_divergence(0.3), lr, num_samples=8, **kw), "target",
-         vary=("lr", (0.25, 0.5, 1.0)), padding=False, sweep=False),
+         vary=("lr", (0.25, 0.5, 1.0)), padding=False, long_floor=5e-3, sweep=False),
     _row("f_extragradient", _fdiv.f_extragradient, lambda eta=0.3, **kw: _fdiv.f_extragradient(eta, **kw),
          "f_game", padding=False, sweep=False),
 )
