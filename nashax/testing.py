@@ -157,14 +157,16 @@ def _check_header(check, problem, state, step: int) -> None:
     p = np.asarray(p, np.float64)
     if not np.isfinite(p).all():
       _fail(check, "the profile is not finite")
-    if not isinstance(problem, (operators.Operator, operators.FiniteSumOperator)):  # a point in R^d, no simplex
+    # an operator's profile is a point of R^d, not a distribution (until problems own their checks)
+    if not isinstance(problem, (operators.Operator, operators.FiniteSumOperator)):
       if p.min() < 0.0 or not np.allclose(p.sum(-1), 1.0, atol=1e-5):
         _fail(check, "the profile is not a distribution (negative entries or sums != 1)")
 
 
 def check_solver(make: Callable[..., Any], problem: Any, *, key: Optional[jax.Array] = None,
                  vary: Optional[tuple[str, tuple]] = None, padding: bool = True,
-                 checks: Optional[Sequence[str]] = None, long_steps: int = 20_000, long_factor: float = 3.0, floor: float = 1e-5,
+                 checks: Optional[Sequence[str]] = None, long_steps: int = 20_000, long_factor: float = 3.0,
+                 floor: float = 1e-5,
                  rtol: float = 1e-5, atol: float = 1e-6) -> dict[str, str]:
   """Runs the solver contract on ``make()`` and ``problem``; raises ``AssertionError`` naming a failed check.
 
@@ -257,7 +259,8 @@ def check_solver(make: Callable[..., Any], problem: Any, *, key: Optional[jax.Ar
   if "padding" not in checks:
     pass
   elif padded is None:
-    report["padding"] = "skipped: " + ("padding=False" if not padding else "the problem has no actions to pad")
+    why = "padding=False" if not padding else "the problem has no actions to pad"
+    report["padding"] = "skipped: " + why
   else:
     uniform = make(init_scale=0.0)
     (su, ru), (sp, rp) = short(uniform, problem, key), short(uniform, padded, key)
@@ -307,15 +310,15 @@ def check_catalogued(name: str, **overrides: Any) -> dict[str, str]:
   from nashax.solvers import catalogue
 
   e = catalogue.get(name)
-  kw = dict(vary=e.vary, padding=e.padding, long_steps=e.long_steps, long_factor=e.long_factor, floor=e.long_floor,
-            checks=[c for c in CHECKS if c not in e.fails])
+  kw = dict(vary=e.vary, padding=e.padding, long_steps=e.long_steps, long_factor=e.long_factor,
+            floor=e.long_floor, checks=[c for c in CHECKS if c not in e.fails])
   kw.update(overrides)
   if not e.x64:
     return check_solver(e.make, PROBLEMS[e.problem](jax.random.key(11)), **kw)
   checks = tuple(kw.pop("checks"))
   with jax.enable_x64(True):
-    report = check_solver(e.make, PROBLEMS[e.problem](jax.random.key(11)), checks=[c for c in checks if c != "long_run"],
-                          **kw)
+    report = check_solver(e.make, PROBLEMS[e.problem](jax.random.key(11)),
+                          checks=[c for c in checks if c != "long_run"], **kw)
   if "long_run" in checks:
     report["long_run"] = check_solver(e.make, PROBLEMS[e.problem](jax.random.key(11)), checks=["long_run"],
                                       **kw)["long_run"]

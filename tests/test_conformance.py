@@ -1,4 +1,4 @@
-"""Conformance: ``nashax.testing.check_solver`` on every row of the solver catalogue, and the checks' own failures.
+"""Conformance: ``nashax.testing.check_solver`` on every catalogue row, and the checks' own failures.
 
 Source of the contract: ``nashax.core.solver`` (the state header, the traced hyperparameters, the drivers'
 statuses). Each row takes about 10 s on a busy core (five compiled programs: one short run, its vmap,

@@ -496,8 +496,8 @@ def least_squares_finite_sum(a: jax.typing.ArrayLike, b: jax.typing.ArrayLike,
   lc = jnp.max(jax.vmap(lambda g: jnp.max(jnp.linalg.eigvalsh(g)))(gram))
   lf = jnp.max(jnp.linalg.eigvalsh(gram.mean(0)))
   return FiniteSumOperator(
-      component_fn=_least_squares_component, data=(a, b), constraint=constraint, lipschitz=lc, cocoercivity=lc,
-      full_lipschitz=lf, full_cocoercivity=lf, mean_fn=_least_squares_mean,
+      component_fn=_least_squares_component, data=(a, b), constraint=constraint, lipschitz=lc,
+      cocoercivity=lc, full_lipschitz=lf, full_cocoercivity=lf, mean_fn=_least_squares_mean,
       mean_data=(gram.mean(0), jnp.einsum("nrd,nr->d", a, b) / a.shape[0]), name="least_squares_sum")
 
 

@@ -96,15 +96,16 @@ CATALOGUE: tuple[Entry, ...] = (
          lambda eta=0.2, **kw: _halpern.halpern(_halpern.resolvent_step(eta), **kw), "matrix",
          factory="halpern_iteration", sweep=False),
     _row("eag_constant", _halpern.eag, lambda eta=0.1, **kw: _halpern.eag(eta, **kw), "matrix"),
-    _row("eag_varying", _halpern.eag, lambda eta=0.3, **kw: _halpern.eag(eta, variant="varying", **kw), "matrix"),
+    _row("eag_varying", _halpern.eag, lambda eta=0.3, **kw: _halpern.eag(eta, variant="varying", **kw),
+         "matrix"),
     _row("feg", _halpern.feg, lambda eta=0.5, **kw: _halpern.feg(1.0 / eta, **kw), "matrix"),
     _row("projected_extragradient", _halpern.projected_extragradient,
          lambda eta=0.3, **kw: _halpern.projected_extragradient(eta, **kw), "matrix"),
-    _row("vr_halpern", _halpern.vr_halpern, lambda eta=0.2, **kw: _halpern.vr_halpern(eta, **kw), "least_squares",
-         padding=False, long_steps=2_000, sweep=False),
+    _row("vr_halpern", _halpern.vr_halpern, lambda eta=0.2, **kw: _halpern.vr_halpern(eta, **kw),
+         "least_squares", padding=False, long_steps=2_000, sweep=False),
     _row("vr_halpern_resolvent", _halpern.vr_halpern_resolvent,
-         lambda eta=1.0, **kw: _halpern.vr_halpern_resolvent(eta, **kw), "matrix", vary=("eta", (0.5, 1.0, 2.0)),
-         padding=False, long_steps=1_000, sweep=False),
+         lambda eta=1.0, **kw: _halpern.vr_halpern_resolvent(eta, **kw), "matrix",
+         vary=("eta", (0.5, 1.0, 2.0)), padding=False, long_steps=1_000, sweep=False),
     # --- Nash learning from human feedback (nashax.solvers.nlhf), on a regularised preference game
     _nlhf_row(_nlhf.nash_md, lambda eta=0.1, **kw: _nlhf.nash_md(eta, **kw), tags=("nlhf", "policy")),
     _nlhf_row(_nlhf.nash_ema, lambda eta=0.3, **kw: _nlhf.nash_ema(eta, 0.5, **kw)),
@@ -115,12 +116,14 @@ CATALOGUE: tuple[Entry, ...] = (
     _nlhf_row(_nlhf.online_ipo, lambda eta=0.1, **kw: _nlhf.online_ipo(eta, **kw), tags=("nlhf", "policy")),
     _nlhf_row(_nlhf.onpo, lambda eta=0.3, **kw: _nlhf.onpo(eta, **kw)),
     _nlhf_row(_nlhf.egpo, lambda eta=0.3, **kw: _nlhf.egpo(eta, **kw), tags=("nlhf", "policy")),
-    _nlhf_row(_nlhf.mnpo, lambda eta=0.3, **kw: _nlhf.mnpo(eta, (0.5, 0.3, 0.2), **kw), tags=("nlhf", "policy")),
+    _nlhf_row(_nlhf.mnpo, lambda eta=0.3, **kw: _nlhf.mnpo(eta, (0.5, 0.3, 0.2), **kw),
+              tags=("nlhf", "policy")),
     _nlhf_row(_nlhf.mpo, lambda eta=0.3, **kw: _nlhf.mpo(eta, **kw)),
     # Its Bradley-Terry fit (30 Newton steps) amplifies float32 rounding: jit and eager differ by 2e-4 and
     # vmap and the loop by up to 6 in the log-probabilities, while they agree to 1e-6 in float64. In float32
     # the run turns NaN within 200 steps (an open bug: the policy collapses and the fit has no data).
-    _nlhf_row(_nlhf.iterative_dpo, _nlhf.iterative_dpo, vary=None, x64=True, fails=("long_run",), tags=("nlhf", "policy", "baseline")),
+    _nlhf_row(_nlhf.iterative_dpo, _nlhf.iterative_dpo, vary=None, x64=True, fails=("long_run",),
+              tags=("nlhf", "policy", "baseline")),
     # --- f-divergence methods (nashax.solvers.fdiv)
     _row("f_dpg", _fdiv.f_dpg, lambda lr=0.5, **kw: _fdiv.f_dpg(_div.jensen_shannon(), lr, **kw), "target",
          vary=("lr", (0.25, 0.5, 1.0)), padding=False, sweep=False),
