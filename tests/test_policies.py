@@ -373,3 +373,10 @@ def test_sample_and_logp_vmap_over_keys_and_parameters():
   tok, mask = TR._with_bos(batched[0, :, 1:])
   lps = jax.vmap(lambda q: T.sequence_logp(g, q, tok, mask))(stacked)
   np.testing.assert_allclose(lps[1], T.sequence_logp(g, p2, tok, mask), atol=1e-6)
+
+
+def test_policy_algorithms_are_the_catalogue_rows_tagged_policy():
+  """Each policy-training algorithm but the offline DPO and IPO is a tabular solver of the catalogue (tag
+  "policy"), and every such solver has a policy algorithm."""
+  assert set(TR.ALGORITHMS) - {"dpo", "ipo"} == set(solvers.catalogue.factories(tag="policy"))
+  assert {n for n, a in TR.ALGORITHMS.items() if a.offline} == {"dpo", "ipo"}

@@ -417,10 +417,7 @@ def alpha_divergence(alpha: jax.typing.ArrayLike = 0.5) -> Divergence:
   ``a -> 0`` is reverse KL, ``a -> 1`` forward KL, ``a = 1/2`` twice the
   squared Hellinger distance, ``a = -1`` half of Pearson's chi^2.
   """
-  if not isinstance(alpha, jax.core.Tracer):
-    a = np.asarray(alpha, np.float64)
-    if a.shape != () or not np.isfinite(a):
-      raise ValueError(f"alpha: must be a finite scalar, got {alpha!r}")
+  validate.number("alpha", alpha)
   return Divergence("alpha", _alpha_f, _alpha_fp, _alpha_fp, _alpha_conj, _alpha_inv, _alpha_f0,
                     _alpha_slope, jnp.asarray(alpha, jnp.result_type(float)))
 
@@ -512,7 +509,7 @@ def switch(members, index: jax.typing.ArrayLike) -> Divergence:
   members = tuple(members)
   if not members or not all(isinstance(m, Divergence) for m in members):
     raise ValueError(f"members: a non-empty sequence of Divergence objects, got {members!r}")
-  if not isinstance(index, jax.core.Tracer):
+  if not validate.traced(index):
     i = np.asarray(index)
     if i.shape != () or not np.issubdtype(i.dtype, np.integer) or not 0 <= int(i) < len(members):
       raise ValueError(f"index: an integer in [0, {len(members)}), got {index!r}")
@@ -543,7 +540,7 @@ def _broadcastable(name_a: str, a, name_b: str, b) -> None:
 
 def _check_nan(name: str, x) -> None:
   """A concrete NaN is refused (it would come back as a NaN policy); ``-inf`` is allowed."""
-  if isinstance(x, jax.core.Tracer):
+  if validate.traced(x):
     return
   a = np.asarray(x)
   if np.issubdtype(a.dtype, np.floating) and np.isnan(a).any():
@@ -553,7 +550,7 @@ def _check_nan(name: str, x) -> None:
 
 def _check_beta(beta) -> None:
   """Concrete ``beta`` must be finite and > 0 (a traced one, inside a game's metrics, is the game's own)."""
-  if isinstance(beta, jax.core.Tracer):
+  if validate.traced(beta):
     return
   b = np.asarray(beta, np.float64)
   if not (np.isfinite(b).all() and (b > 0).all()):
@@ -583,7 +580,7 @@ def regularized_argmax(reward: jax.typing.ArrayLike, log_ref: jax.typing.ArrayLi
   _check_beta(beta)
   _check_nan("reward", reward)
   _check_nan("log_ref", log_ref)
-  if not isinstance(reward, jax.core.Tracer) and np.isposinf(np.asarray(reward, np.float64)).any():
+  if not validate.traced(reward) and np.isposinf(np.asarray(reward, np.float64)).any():
     raise ValueError("reward: +inf entries (a reward must be finite, or -inf to exclude an action via log_ref)")
   validate.size("iters", iters, hi=100_000)
   r = jnp.asarray(reward)

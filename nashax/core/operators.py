@@ -133,7 +133,7 @@ def box(lower: jax.typing.ArrayLike, upper: jax.typing.ArrayLike) -> Constraint:
   lo, hi = jnp.asarray(lower), jnp.asarray(upper)
   if lo.ndim != 1 or hi.shape != lo.shape:
     raise ValueError(f"upper: must have the shape of lower (a [d] vector), got {lo.shape} and {hi.shape}")
-  if not isinstance(lo, jax.core.Tracer) and not isinstance(hi, jax.core.Tracer):
+  if not validate.traced(lo) and not validate.traced(hi):
     if np.any(np.asarray(lo) > np.asarray(hi)) or np.any(np.isnan(np.asarray(lo))) or np.any(np.isnan(np.asarray(hi))):
       raise ValueError("lower: must be <= upper entrywise and not NaN")
   dtype = jnp.result_type(lo, hi, float)
@@ -163,7 +163,7 @@ def simplices(*sizes: int, masks: Optional[Sequence] = None, floor: Any = 0.0, d
 
 def _check_floor(floor, sizes, masks) -> None:
   """A simplex floor must be finite, >= 0 and leave room: sum over legal entries < 1."""
-  if isinstance(floor, jax.core.Tracer) or any(isinstance(m, jax.core.Tracer) for m in masks):
+  if validate.traced(floor) or any(validate.traced(m) for m in masks):
     return
   fl = np.asarray(floor, np.float64)
   if not np.isfinite(fl).all() or (fl < 0).any():
@@ -412,15 +412,15 @@ def finite_sum_from_saddle(f_i: Callable, data: Any, x_dim: int, constraint: Con
     raise ValueError("data: every leaf must have the same leading (component) axis")
   if not 0 < x_dim < constraint.dim:
     raise ValueError(f"x_dim: must be in (0, {constraint.dim}), got {x_dim}")
-  return FiniteSumOperator(_SaddleFn(f_i, int(x_dim)), data, constraint,
-                           None if lipschitz is None else jnp.asarray(lipschitz), None,
-                           None if full_lipschitz is None else jnp.asarray(full_lipschitz), None,
-                           name="saddle_sum")
+  return FiniteSumOperator(
+      component_fn=_SaddleFn(f_i, int(x_dim)), data=data, constraint=constraint,
+      lipschitz=None if lipschitz is None else jnp.asarray(lipschitz),
+      full_lipschitz=None if full_lipschitz is None else jnp.asarray(full_lipschitz), name="saddle_sum")
 
 
 def _finite_if_concrete(x, name):
   """``x`` unchanged; a concrete array with NaN or inf is refused (traced data passes: vmap)."""
-  if isinstance(x, jax.core.Tracer):
+  if validate.traced(x):
     return x
   validate.finite_array(x, name)
   return x
@@ -462,9 +462,10 @@ def bilinear_finite_sum(a: jax.typing.ArrayLike, b: Any = None, c: Any = None,
   avg = jnp.maximum(jnp.max(jnp.linalg.eigvalsh(jnp.mean(a @ jnp.swapaxes(a, 1, 2), 0))),
                     jnp.max(jnp.linalg.eigvalsh(jnp.mean(jnp.swapaxes(a, 1, 2) @ a, 0))))
   mean = (a.mean(0), b.mean(0), c.mean(0))
-  return FiniteSumOperator(_affine_bilinear_component, (a, b, c), constraint, jnp.sqrt(avg), None,
-                           jnp.linalg.norm(mean[0], 2), None, _affine_bilinear_component, mean,
-                           name="bilinear_sum")
+  return FiniteSumOperator(
+      component_fn=_affine_bilinear_component, data=(a, b, c), constraint=constraint, lipschitz=jnp.sqrt(avg),
+      full_lipschitz=jnp.linalg.norm(mean[0], 2), mean_fn=_affine_bilinear_component, mean_data=mean,
+      name="bilinear_sum")
 
 
 def _least_squares_component(data, x):
@@ -494,9 +495,10 @@ def least_squares_finite_sum(a: jax.typing.ArrayLike, b: jax.typing.ArrayLike,
   gram = jnp.swapaxes(a, 1, 2) @ a
   lc = jnp.max(jax.vmap(lambda g: jnp.max(jnp.linalg.eigvalsh(g)))(gram))
   lf = jnp.max(jnp.linalg.eigvalsh(gram.mean(0)))
-  return FiniteSumOperator(_least_squares_component, (a, b), constraint, lc, lc, lf, lf,
-                           _least_squares_mean, (gram.mean(0), jnp.einsum("nrd,nr->d", a, b) / a.shape[0]),
-                           name="least_squares_sum")
+  return FiniteSumOperator(
+      component_fn=_least_squares_component, data=(a, b), constraint=constraint, lipschitz=lc,
+      cocoercivity=lc, full_lipschitz=lf, full_cocoercivity=lf, mean_fn=_least_squares_mean,
+      mean_data=(gram.mean(0), jnp.einsum("nrd,nr->d", a, b) / a.shape[0]), name="least_squares_sum")
 
 
 def _least_squares_mean(data, x):
@@ -524,8 +526,9 @@ def matrix_game_rows(game: Any) -> FiniteSumOperator:
   m = a.shape[0]
   eye = jnp.eye(m, dtype=a.dtype)
   lip = jnp.sqrt(jnp.asarray(m, a.dtype)) * jnp.maximum(op.lipschitz, jnp.max(jnp.linalg.norm(a, axis=1)))
-  return FiniteSumOperator(_rows_component, (a, eye), op.constraint, lip, None, op.lipschitz, None,
-                           _bilinear_apply, a, name="matrix_game_rows")
+  return FiniteSumOperator(
+      component_fn=_rows_component, data=(a, eye), constraint=op.constraint, lipschitz=lip,
+      full_lipschitz=op.lipschitz, mean_fn=_bilinear_apply, mean_data=a, name="matrix_game_rows")
 
 
 def as_operator(problem: Any, *, constants: bool = True) -> Operator:
@@ -565,8 +568,7 @@ def natural_residual(op: Any, z: jax.Array, eta: jax.typing.ArrayLike = 1.0) -> 
   ``F(zb) + (z - eta F z - zb)/eta`` lies in ``(F + N_C)(zb)``, so
   ``dist(0, (F + N_C)(zb)) <= (1 + eta L) r(z)``.
   """
-  if not isinstance(eta, jax.core.Tracer) and not float(eta) > 0:
-    raise ValueError(f"eta: must be > 0, got {eta}")
+  validate.number("eta", eta, lo=0.0, lo_open=True)
   op = as_operator(op, constants=False)
   return jnp.linalg.norm(z - op.constraint.project(z - eta * op(z))) / eta
 

@@ -99,7 +99,7 @@ def _steps(solver: Solver, game: Any, state: Any, n: int) -> Any:
 
 def _check_concrete(name: str, value, *, integer: bool = False) -> None:
   """Raises ValueError for a concrete non-finite or non-positive driver argument."""
-  if isinstance(value, jax.core.Tracer):
+  if validate.traced(value):
     return
   if np.ndim(value) == 0 or isinstance(value, (str, bytes)):  # booleans, strings, complex numbers, in words
     validate._scalar(name, value, "a positive integer" if integer else "a finite number > 0")
@@ -215,7 +215,7 @@ def solve(solver: Solver, game: Any, key: jax.Array, *, tol: jax.typing.ArrayLik
   _check_concrete("max_steps", max_steps, integer=True)
   _check_concrete("check_every", check_every, integer=True)
   _check_concrete("divergence_cap", divergence_cap)
-  if not isinstance(max_steps, jax.core.Tracer):
+  if not validate.traced(max_steps):
     validate.size("max_steps", max_steps)
   validate.size("check_every", check_every)
   return _solve(solver, game, key, tol=tol, max_steps=max_steps, check_every=check_every,

@@ -124,10 +124,18 @@ def positive_scalar(x, name: str) -> float:
 _MAX_SIZE = 2 ** 31 - 1  # the int32 range of JAX loop counters and index arithmetic
 
 
-def _is_tracer(x) -> bool:
+def traced(x) -> bool:
+  """Whether ``x`` is a tracer (the call runs under ``jit``/``vmap``/``grad``): its value cannot be checked here.
+
+  The one test every guard uses before checking a value that may be traced; a traced value is
+  checked by the status codes of whatever consumes it.
+  """
   import jax
 
   return isinstance(x, jax.core.Tracer)
+
+
+_is_tracer = traced
 
 
 def _scalar(name: str, value, what: str):

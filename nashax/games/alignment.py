@@ -69,7 +69,7 @@ _LOG2PI = float(np.log(2.0 * np.pi))
 
 def _check(name: str, x, *, lo=None, hi=None, lo_open=True, hi_open=True, integer=False) -> None:
   """Refuses a concrete value outside its range with a ValueError naming it (tracers pass: vmap/jit callers)."""
-  if isinstance(x, jax.core.Tracer):
+  if validate.traced(x):
     return
   a = np.asarray(x, np.float64)
   bad = ~np.isfinite(a)
@@ -151,7 +151,7 @@ def off_switch_incentive(mu: jax.typing.ArrayLike, sigma: jax.typing.ArrayLike, 
   _check("mu", mu)
   _check("sigma", sigma, lo=0.0)
   _check("beta_h", beta_h, lo=0.0, lo_open=False)
-  if method == "closed_form" and not isinstance(beta_h, jax.core.Tracer) and np.any(np.asarray(beta_h) != 0):
+  if method == "closed_form" and not validate.traced(beta_h) and np.any(np.asarray(beta_h) != 0):
     raise ValueError("beta_h: the closed form is for the rational human (beta_h = 0); use 'quadrature' or 'stein'")
   mu, sigma, b = jnp.broadcast_arrays(*(jnp.asarray(x, jnp.result_type(float)) for x in (mu, sigma, beta_h)))
   if method == "closed_form":

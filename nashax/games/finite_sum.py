@@ -140,8 +140,10 @@ def robust_least_squares(a: jax.typing.ArrayLike, y0: jax.typing.ArrayLike, lam:
   na = jnp.linalg.norm(a, 2)
   full = 2.0 / n * jnp.linalg.norm(jnp.array([[na ** 2, na], [na, abs(lam - 1.0)]]), 2)
   data = (a, y0, jnp.arange(n), lam_arr)
-  return ops.FiniteSumOperator(_rls_component, data, ops.free(d + n, a.dtype), avg, None, full, None,
-                               _rls_mean, (a, y0, jnp.asarray(lam, a.dtype)), name="robust_least_squares")
+  return ops.FiniteSumOperator(
+      component_fn=_rls_component, data=data, constraint=ops.free(d + n, a.dtype), lipschitz=avg,
+      full_lipschitz=full, mean_fn=_rls_mean, mean_data=(a, y0, jnp.asarray(lam, a.dtype)),
+      name="robust_least_squares")
 
 
 def robust_least_squares_solution(a: Any, y0: Any, lam: float = 2.0) -> np.ndarray:

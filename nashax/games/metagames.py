@@ -162,7 +162,7 @@ def kuhn_meta_game(policies: jax.typing.ArrayLike) -> NormalFormGame:
   ``M[i, j] = (v(i, j) - v(j, i)) / 2``: agent ``i``'s exact expected payoff
   against ``j``, averaged over both seatings. Returns ``payoffs = [M, -M]``.
   """
-  if not isinstance(policies, jax.core.Tracer):
+  if not validate.traced(policies):
     p = validate.finite_array(policies, "policies")
     if p.ndim != 3 or p.shape[1:] != (4, 3):
       raise ValueError(f"policies: expected [K, 4, 3] Kuhn poker policies, got shape {p.shape}")

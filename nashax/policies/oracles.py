@@ -90,7 +90,7 @@ class SequenceOracle:
       if m is not None:
         if jnp.shape(m) != jnp.shape(y):
           raise ValueError(f"{name}_mask: shape {jnp.shape(m)} differs from {name}'s {jnp.shape(y)}")
-        if not isinstance(m, jax.core.Tracer) and not bool(np.all(np.asarray(m))):
+        if not validate.traced(m) and not bool(np.all(np.asarray(m))):
           raise ValueError(f"{name}_mask: a class-oracle response has exactly {self.response_len} real tokens; "
                            "the mask marks padding")
     return self.probability(a, b)

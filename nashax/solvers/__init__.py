@@ -1,17 +1,8 @@
 """Solvers (``nashax.solvers``): each factory returns a ``Solver`` pytree; ``losses`` are pure functions."""
 
-from nashax.solvers import alpharank, baselines, fdiv, halpern, implicit, losses, nlhf, ranking
+from nashax.solvers import alpharank, baselines, catalogue, fdiv, halpern, implicit, losses, nlhf, ranking
 from nashax.solvers.alpharank import alpharank as alpha_rank
 from nashax.solvers.baselines import dpo_optimum, fit_bradley_terry, maxmin_rlhf, pooled_rlhf, rlhf_optimum
-from nashax.solvers.equilibrium import (
-    extragradient,
-    fictitious_play,
-    mmd,
-    mwu,
-    optimistic_mwu,
-    regret_matching_plus,
-    replicator,
-)
 from nashax.solvers.exact import (
     ExactSolution,
     RegularizedNash,
@@ -23,34 +14,14 @@ from nashax.solvers.exact import (
     solve_lp,
     von_neumann_winner,
 )
-from nashax.solvers.fdiv import f_dpg, f_extragradient
 from nashax.solvers.ranking import elo, nash_averaging, rank_policies, response_graph_ucb
-from nashax.solvers.halpern import (
-    eag,
-    feg,
-    forward_step,
-    projected_extragradient,
-    resolvent_step,
-    vr_halpern,
-    vr_halpern_resolvent,
-)
-from nashax.solvers.halpern import halpern as halpern_iteration
-from nashax.solvers.nlhf import (
-    dno,
-    egpo,
-    inpo,
-    iterative_dpo,
-    mnpo,
-    mpo,
-    nash_ema,
-    nash_md,
-    onpo,
-    online_ipo,
-    spo,
-    sppo,
-)
+from nashax.solvers.halpern import forward_step, resolvent_step
+
+# Every Solver factory, under its public name, from the one table of solvers.
+globals().update(catalogue.factories())
 
 __all__ = [
+    "catalogue",
     "ranking",
     "elo",
     "nash_averaging",
@@ -60,51 +31,25 @@ __all__ = [
     "alpha_rank",
     "fdiv",
     "implicit",
-    "f_dpg",
-    "f_extragradient",
-    "eag",
-    "feg",
     "forward_step",
     "halpern",
-    "halpern_iteration",
-    "projected_extragradient",
     "resolvent_step",
-    "vr_halpern",
-    "vr_halpern_resolvent",
     "ExactSolution",
     "SimplexSolution",
     "simplex_equilibrium",
     "RegularizedNash",
     "baselines",
-    "dno",
     "dpo_optimum",
-    "egpo",
     "exact_equilibrium",
-    "extragradient",
-    "fictitious_play",
     "fit_bradley_terry",
-    "inpo",
-    "iterative_dpo",
     "losses",
     "maxmin_rlhf",
     "minimax_winners",
-    "mmd",
-    "mnpo",
-    "mpo",
-    "mwu",
-    "nash_ema",
-    "nash_md",
     "nlhf",
-    "onpo",
-    "online_ipo",
-    "optimistic_mwu",
     "pooled_rlhf",
-    "regret_matching_plus",
     "regularized_nash",
-    "replicator",
     "rlhf_optimum",
     "solve_lp",
-    "spo",
-    "sppo",
     "von_neumann_winner",
+    *catalogue.factories(),
 ]

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nashax.core import simplex
+from nashax.core import validate
 from nashax.core.games import MatrixGame, NormalFormGame, PreferenceGame
 from nashax.core.metrics import utilities
 
@@ -103,7 +104,7 @@ def hparam(name: str, value, *, strict: bool = True) -> jax.Array:
   a silently wrong run. Traced values (a factory called under ``vmap``/``jit``)
   pass through unchecked.
   """
-  if isinstance(value, jax.core.Tracer):
+  if validate.traced(value):
     return value
   if value is None or isinstance(value, (bool, np.bool_, str, bytes)):
     raise ValueError(f"{name}: must be a real number, got {value!r}")

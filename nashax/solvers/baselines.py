@@ -36,14 +36,14 @@ __all__ = [
 def _check_bradley_terry(preference, pair_weights) -> None:
   """Concrete inputs of ``fit_bradley_terry``: a finite square ``[..., n, n]`` of probabilities, and
   finite nonnegative pair weights of a broadcastable shape (traced ones are not checked)."""
-  if isinstance(preference, jax.core.Tracer):
+  if validate.traced(preference):
     return
   p = validate.finite_array(preference, "preference")
   if p.ndim < 2 or p.shape[-1] != p.shape[-2] or p.shape[-1] < 1:
     raise ValueError(f"preference: expected a square [..., n, n] table with n >= 1, got shape {p.shape}")
   if (p < 0).any() or (p > 1).any():
     raise ValueError("preference: entries must be probabilities in [0, 1]")
-  if pair_weights is not None and not isinstance(pair_weights, jax.core.Tracer):
+  if pair_weights is not None and not validate.traced(pair_weights):
     w = validate.finite_array(pair_weights, "pair_weights")
     try:
       np.broadcast_shapes(w.shape, p.shape)
@@ -239,12 +239,12 @@ class MaxMinSolution(NamedTuple):
 
 def _check_policy_inputs(rewards, beta, pi_ref, what: str):
   """Concrete checks before jit: finite rewards [U, n], beta > 0, pi_ref a full-support [n] distribution."""
-  if isinstance(rewards, jax.core.Tracer) or isinstance(pi_ref, jax.core.Tracer):
+  if validate.traced(rewards) or validate.traced(pi_ref):
     return
   r = validate.finite_array(rewards, "rewards")
   if r.ndim != 2:
     raise ValueError(f"rewards: {what} expects [groups, n], got shape {r.shape}")
-  if not isinstance(beta, jax.core.Tracer):
+  if not validate.traced(beta):
     validate.positive_scalar(beta, "beta")
   ref = validate.distribution(pi_ref, "pi_ref", size=r.shape[1])
   if (ref <= 0).any():
@@ -331,7 +331,7 @@ def pooled_rlhf(rewards: jax.typing.ArrayLike, group_weights: jax.typing.ArrayLi
     ``(policy [n], fitted reward [n])``.
   """
   _check_policy_inputs(rewards, beta, pi_ref, "pooled_rlhf")
-  if not isinstance(group_weights, jax.core.Tracer):
+  if not validate.traced(group_weights):
     validate.distribution(group_weights, "group_weights", size=np.shape(rewards)[0])
   return _pooled_rlhf(rewards, group_weights, beta, pi_ref, steps)
 

@@ -40,6 +40,20 @@ def _dot(s, u):
   return jnp.sum(s * u, axis=-1, keepdims=True)
 
 
+class _Start(NamedTuple):
+  game: Any  # the game as the no-regret solvers see it (c.player_view)
+  log_probs: tuple  # random starting log-strategies, one per player
+  probs: tuple  # their exponentials
+  zero: jax.Array  # int32 0, the step counter's start
+
+
+def _random_start(hp: Any, game: Any, key: jax.Array) -> _Start:
+  """The random start every method here shares: ``log_softmax(init_scale * N(0, 1))`` per player."""
+  g, sizes, masks = c.player_view(game)
+  lp = c.random_log_probs(key, sizes, masks, hp.init_scale, c.payoff_dtype(g))
+  return _Start(g, lp, c.probs(lp), jnp.zeros((), jnp.int32))
+
+
 # ----------------------------------------------------------------------------- Hedge / MWU
 
 
@@ -59,11 +73,9 @@ class MWUState(NamedTuple):
 
 
 def _mwu_init(hp: MWUParams, game: Any, key: jax.Array) -> MWUState:
-  g, sizes, masks = c.player_view(game)
-  lp = c.random_log_probs(key, sizes, masks, hp.init_scale, c.payoff_dtype(g))
-  zero = jnp.zeros((), jnp.int32)
-  x = c.probs(lp)
-  return MWUState(zero, zero, x, lp, c.zeros_like(x))
+  s = _random_start(hp, game, key)
+  return MWUState(step=s.zero, oracle_calls=s.zero, profile=s.probs, log_probs=s.log_probs,
+                  comp=c.zeros_like(s.probs))
 
 
 def _mwu_step(hp: MWUParams, game: Any, state: MWUState) -> MWUState:
@@ -127,10 +139,9 @@ class OMWUState(NamedTuple):
 
 
 def _omwu_init(hp: OMWUParams, game: Any, key: jax.Array) -> OMWUState:
-  g, sizes, masks = c.player_view(game)
-  lp = c.random_log_probs(key, sizes, masks, hp.init_scale, c.payoff_dtype(g))
-  x = c.probs(lp)
-  return OMWUState(jnp.zeros((), jnp.int32), jnp.ones((), jnp.int32), x, lp, c.utils(g, x))
+  s = _random_start(hp, game, key)
+  return OMWUState(step=s.zero, oracle_calls=jnp.ones((), jnp.int32), profile=s.probs, log_probs=s.log_probs,
+                   prev_utils=c.utils(s.game, s.probs))
 
 
 def _omwu_step(hp: OMWUParams, game: Any, state: OMWUState) -> OMWUState:
@@ -214,12 +225,10 @@ def _eg_move(hp: ExtragradientParams, z: tuple, us: tuple, masks: tuple) -> tupl
 
 
 def _eg_init(hp: ExtragradientParams, game: Any, key: jax.Array) -> ExtragradientState:
-  g, sizes, masks = c.player_view(game)
-  lp = c.random_log_probs(key, sizes, masks, hp.init_scale, c.payoff_dtype(g))
-  x = c.probs(lp)
-  z = lp if hp.geometry == "entropic" else x
-  zero = jnp.zeros((), jnp.int32)
-  return ExtragradientState(zero, zero, x, z, x, c.zeros_like(x))
+  s = _random_start(hp, game, key)
+  z = s.log_probs if hp.geometry == "entropic" else s.probs
+  return ExtragradientState(step=s.zero, oracle_calls=s.zero, profile=s.probs, z=z, avg=s.probs,
+                            comp=c.zeros_like(s.probs))
 
 
 def _eg_step(hp: ExtragradientParams, game: Any, state: ExtragradientState) -> ExtragradientState:
@@ -301,11 +310,8 @@ class FictitiousPlayState(NamedTuple):
 
 
 def _fp_init(hp: FictitiousPlayParams, game: Any, key: jax.Array) -> FictitiousPlayState:
-  g, sizes, masks = c.player_view(game)
-  lp = c.random_log_probs(key, sizes, masks, hp.init_scale, c.payoff_dtype(g))
-  zero = jnp.zeros((), jnp.int32)
-  x = c.probs(lp)
-  return FictitiousPlayState(zero, zero, x, c.zeros_like(x))
+  s = _random_start(hp, game, key)
+  return FictitiousPlayState(step=s.zero, oracle_calls=s.zero, profile=s.probs, comp=c.zeros_like(s.probs))
 
 
 def _best_response(u: jax.Array, mask) -> jax.Array:
@@ -381,11 +387,9 @@ def _rm_strategy(q: jax.Array, mask) -> jax.Array:
 
 
 def _rm_init(hp: RegretMatchingPlusParams, game: Any, key: jax.Array) -> RegretMatchingPlusState:
-  g, sizes, masks = c.player_view(game)
-  lp = c.random_log_probs(key, sizes, masks, hp.init_scale, c.payoff_dtype(g))
-  x = c.probs(lp)
-  zero = jnp.zeros((), jnp.int32)
-  return RegretMatchingPlusState(zero, zero, x, x, c.zeros_like(x))
+  s = _random_start(hp, game, key)
+  return RegretMatchingPlusState(step=s.zero, oracle_calls=s.zero, profile=s.probs, q=s.probs,
+                                 comp=c.zeros_like(s.probs))
 
 
 def _rm_update(q: jax.Array, u: jax.Array, x: jax.Array, mask) -> jax.Array:
@@ -474,11 +478,9 @@ class ReplicatorState(NamedTuple):
 
 
 def _rep_init(hp: ReplicatorParams, game: Any, key: jax.Array) -> ReplicatorState:
-  g, sizes, masks = c.player_view(game)
-  lp = c.random_log_probs(key, sizes, masks, hp.init_scale, c.payoff_dtype(g))
-  zero = jnp.zeros((), jnp.int32)
-  x = c.probs(lp)
-  return ReplicatorState(zero, zero, x, lp, c.zeros_like(x))
+  s = _random_start(hp, game, key)
+  return ReplicatorState(step=s.zero, oracle_calls=s.zero, profile=s.probs, log_probs=s.log_probs,
+                         comp=c.zeros_like(s.probs))
 
 
 def _rep_step(hp: ReplicatorParams, game: Any, state: ReplicatorState) -> ReplicatorState:
@@ -548,10 +550,8 @@ class MMDState(NamedTuple):
 
 
 def _mmd_init(hp: MMDParams, game: Any, key: jax.Array) -> MMDState:
-  g, sizes, masks = c.player_view(game)
-  lp = c.random_log_probs(key, sizes, masks, hp.init_scale, c.payoff_dtype(g))
-  zero = jnp.zeros((), jnp.int32)
-  return MMDState(zero, zero, c.probs(lp), lp)
+  s = _random_start(hp, game, key)
+  return MMDState(step=s.zero, oracle_calls=s.zero, profile=s.probs, log_probs=s.log_probs)
 
 
 def _mmd_step(hp: MMDParams, game: Any, state: MMDState) -> MMDState:

@@ -361,10 +361,10 @@ def simplex_equilibrium(game: Any, *, max_pivots: int | None = None, chunk: int 
   a, rm, cm = _payoff_and_masks(game, "simplex_equilibrium")
   if a.ndim < 2 or min(a.shape[-2:]) < 1:
     raise ValueError(f"game: expected a payoff of shape [..., n, m] with n, m >= 1, got {a.shape}")
-  if not isinstance(a, jax.core.Tracer):
+  if not validate.traced(a):
     validate.finite_array(a, "game")
     for mask, who in ((rm, "row_mask"), (cm, "col_mask")):
-      if mask is not None and not isinstance(mask, jax.core.Tracer) and not np.asarray(mask).any(-1).all():
+      if mask is not None and not validate.traced(mask) and not np.asarray(mask).any(-1).all():
         raise ValueError(f"game.{who}: every game needs at least one legal action for each player")
   n, m = a.shape[-2:]
   if max_pivots is None:
@@ -394,7 +394,7 @@ def _subnormal_prescale(a):
   Subnormal numbers are flushed to zero by XLA's CPU arithmetic, so such a
   game cannot be scaled inside the compiled solver (there it is NONFINITE).
   """
-  if isinstance(a, jax.core.Tracer) or np.dtype(a.dtype) not in _FLOAT_BITS:
+  if validate.traced(a) or np.dtype(a.dtype) not in _FLOAT_BITS:
     return None
   an = np.abs(np.asarray(a))
   tiny = np.finfo(an.dtype).tiny

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from nashax.core import _struct
+from nashax.core import validate
 from nashax.core.divergences import Divergence
 from nashax.core.games import FRegularizedGame, TargetDistribution
 from nashax.core.solver import Solver
@@ -178,11 +179,9 @@ def f_dpg(divergence: Divergence, lr: jax.typing.ArrayLike = 1.0, *, num_samples
                                   or num_samples < 1):
     raise ValueError(f"num_samples: must be None (exact) or an integer >= 1, got {num_samples!r}")
   ema = c.hparam("baseline_ema", baseline_ema, strict=False)
-  if not isinstance(ema, jax.core.Tracer) and not float(ema) < 1.0:
-    raise ValueError(f"baseline_ema: must be in [0, 1), got {baseline_ema}")
+  validate.number("baseline_ema", baseline_ema, lo=0.0, hi=1.0, hi_open=True)
   dec = c.hparam("decay", decay)
-  if not isinstance(dec, jax.core.Tracer) and not float(dec) <= 1.0:
-    raise ValueError(f"decay: must be in (0, 1], got {decay}")
+  validate.number("decay", decay, lo=0.0, lo_open=True, hi=1.0)
   if geometry is None:
     geometry = "natural" if num_samples is None else "euclidean"
   if geometry not in ("natural", "euclidean"):
@@ -216,12 +215,12 @@ class FGameState(NamedTuple):
 
 
 @_struct.dataclass
-class _FEGParams:
+class _FExtragradientParams:
   eta: Optional[jax.Array]
   init_scale: jax.Array
 
 
-def _feg_eta(hp: _FEGParams, game: FRegularizedGame) -> jax.Array:
+def _feg_eta(hp: _FExtragradientParams, game: FRegularizedGame) -> jax.Array:
   if hp.eta is not None:
     return hp.eta
   return jnp.minimum(1.0, 0.5 / game.beta)
@@ -262,7 +261,7 @@ def _field(game: FRegularizedGame, eta, theta: jax.Array, opp: jax.Array) -> jax
   return w * (g - centre)
 
 
-def _feg_init(hp: _FEGParams, game: Any, key: jax.Array) -> FGameState:
+def _feg_init(hp: _FExtragradientParams, game: Any, key: jax.Array) -> FGameState:
   g = _fgame(game)
   k0, k1, k2 = jax.random.split(key, 3)
   n = g.num_actions
@@ -272,7 +271,7 @@ def _feg_init(hp: _FEGParams, game: Any, key: jax.Array) -> FGameState:
   return FGameState(zero, zero, (jax.nn.softmax(tx), jax.nn.softmax(ty)), (tx, ty), k2)
 
 
-def _feg_step(hp: _FEGParams, game: Any, state: FGameState) -> FGameState:
+def _feg_step(hp: _FExtragradientParams, game: Any, state: FGameState) -> FGameState:
   g = _fgame(game)
   tx, ty = state.logits
   x, y = state.profile
@@ -317,5 +316,6 @@ def f_extragradient(eta: Optional[jax.typing.ArrayLike] = None, *,
     ICML 2024 (the game); Go et al., ICML 2023 and Wang et al., ICLR 2024
     (the f-divergence regularisers).
   """
-  hp = _FEGParams(None if eta is None else c.hparam("eta", eta), c.hparam("init_scale", init_scale, strict=False))
+  hp = _FExtragradientParams(
+      None if eta is None else c.hparam("eta", eta), c.hparam("init_scale", init_scale, strict=False))
   return Solver(_feg_init, _feg_step, hp, "f_extragradient")

@@ -395,9 +395,9 @@ def quantal_response_equilibrium(game: Any, tau: jax.typing.ArrayLike, *, tol: O
     a, rm, cm = jnp.asarray(game), None, None
   if a.ndim != 2:
     raise ValueError(f"game: expected one payoff [n, m] (use jax.vmap for a batch), got shape {a.shape}")
-  if not isinstance(a, jax.core.Tracer):
+  if not validate.traced(a):
     validate.finite_array(a, "game")
-  if not isinstance(tau, jax.core.Tracer):
+  if not validate.traced(tau):
     validate.positive_scalar(tau, "tau")
   tol = _check_tol(tol, a.dtype, 1e-12, 1e-6)
   max_steps = _check_steps(max_steps, "max_steps")
@@ -654,7 +654,7 @@ def alpharank(payoffs: jax.typing.ArrayLike, alpha: jax.typing.ArrayLike = 1.0, 
   from nashax.solvers import alpharank as A
 
   A._check(payoffs, alpha, m, single_population)
-  if not isinstance(alpha, jax.core.Tracer) and np.isinf(np.asarray(alpha, np.float64)).any():
+  if not validate.traced(alpha) and np.isinf(np.asarray(alpha, np.float64)).any():
     raise ValueError("alpha: must be finite for derivatives (the alpha = inf chain is piecewise constant)")
   x = jnp.asarray(payoffs)
   if not jnp.issubdtype(x.dtype, jnp.floating):
@@ -769,7 +769,7 @@ def bradley_terry(counts: jax.typing.ArrayLike, *, steps: int = 60, tol: Optiona
     w = w.astype(jnp.result_type(float))
   if w.ndim != 2 or w.shape[0] != w.shape[1] or w.shape[0] < 2:
     raise ValueError(f"counts: expected a square [n, n] matrix with n >= 2, got shape {w.shape}")
-  if not isinstance(w, jax.core.Tracer):
+  if not validate.traced(w):
     a = validate.finite_array(w, "counts")
     if (a < 0).any():
       raise ValueError("counts: must be nonnegative")
@@ -902,7 +902,7 @@ def zero_sum_equilibrium(game: Any, *, support_tol: Optional[float] = None,
   a, rm, cm = _payoff_and_masks(game, "zero_sum_equilibrium")
   if a.ndim != 2:
     raise ValueError(f"game: expected one payoff [n, m] (use jax.vmap for a batch), got shape {a.shape}")
-  if not isinstance(a, jax.core.Tracer):
+  if not validate.traced(a):
     validate.finite_array(a, "game")
   if support_tol is None:
     support_tol = float(np.sqrt(np.finfo(a.dtype).eps))

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nashax.core import _struct
+from nashax.core import validate
 from nashax.core import simplex
 from nashax.core import metrics as metrics_lib
 from nashax.core.games import ContextualPreferenceGame, PreferenceGame
@@ -357,8 +358,7 @@ def nash_ema(eta: jax.typing.ArrayLike = 0.1, ema: jax.typing.ArrayLike = 0.9, *
     Munos et al., "Nash Learning from Human Feedback", ICML 2024,
     arXiv:2312.00886, section 7 (Nash-EMA-PG).
   """
-  if not isinstance(ema, jax.core.Tracer) and not 0.0 <= float(ema) < 1.0:
-    raise ValueError(f"ema: must be in [0, 1), got {ema}")
+  validate.number("ema", ema, lo=0.0, hi=1.0, hi_open=True)
   hp = NashEMAParams(c.hparam("eta", eta), jnp.asarray(ema), c.hparam("init_scale", init_scale, strict=False),
                      _check_num_samples(num_samples))
   return Solver(_nash_ema_init, _nash_ema_step, hp, "nash_ema")
@@ -809,7 +809,7 @@ def mnpo(eta: jax.typing.ArrayLike = 0.1, weights: Any = (0.5, 0.5), *, num_samp
   """
   c.check_option("win_rates", win_rates, _MNPO_WIN_RATES)
   w = weights
-  if not isinstance(w, jax.core.Tracer):
+  if not validate.traced(w):
     arr = np.asarray(w, np.float64)
     if arr.ndim != 1 or arr.size == 0 or not np.isfinite(arr).all() or (arr < 0).any() or abs(arr.sum() - 1) > 1e-6:
       raise ValueError(f"weights: must be a nonempty 1-D vector of nonnegative weights summing to 1, got {w}")

@@ -59,11 +59,11 @@ def elo(win_rates: jax.typing.ArrayLike, counts: Optional[jax.typing.ArrayLike] 
   the inverse Fisher information. An intransitive table (rock-paper-scissors)
   gets equal ratings: Elo cannot represent cycles.
   """
-  w = jnp.asarray(_check_win_rates(win_rates) if not isinstance(win_rates, jax.core.Tracer) else win_rates)
+  w = jnp.asarray(_check_win_rates(win_rates) if not validate.traced(win_rates) else win_rates)
   k = w.shape[0]
   prior = validate.number("prior", prior, lo=0.0)
   iters = validate.size("iters", iters, hi=1_000_000)
-  if counts is not None and not isinstance(counts, jax.core.Tracer):
+  if counts is not None and not validate.traced(counts):
     c = validate.finite_array(counts, "counts")
     if c.shape != (k, k):
       raise ValueError(f"counts: expected shape {(k, k)} like win_rates, got {c.shape}")
@@ -117,7 +117,7 @@ def nash_averaging(win_rates: jax.typing.ArrayLike, *, eps: float = 1e-6, steps:
   ``p = softmax(A lam)`` with ``lam >= 0`` minimising the dual
   ``log sum_i exp((A lam)_i)``, found by accelerated projected gradient.
   """
-  w = jnp.asarray(_check_win_rates(win_rates) if not isinstance(win_rates, jax.core.Tracer) else win_rates)
+  w = jnp.asarray(_check_win_rates(win_rates) if not validate.traced(win_rates) else win_rates)
   eps = validate.number("eps", eps, lo=0.0, hi=0.5, lo_open=True, hi_open=True)
   steps = validate.size("steps", steps)
   wc = jnp.clip(w, eps, 1.0 - eps)
@@ -224,7 +224,7 @@ def response_graph_ucb(key: jax.Array, means: jax.typing.ArrayLike, delta: float
     NeurIPS 2019, arXiv:1909.09849, Algorithm 1, Theorem 4.1 and the
     time-uniform confidence of its appendix (delta_n = delta' 6/(pi^2 n^2)).
   """
-  if isinstance(means, jax.core.Tracer):  # traced (a vmap over games): the values are the caller's to check
+  if validate.traced(means):  # traced (a vmap over games): the values are the caller's to check
     mu = jnp.asarray(means, jnp.result_type(float))
   else:
     mu = np.asarray(means, np.float64)
