@@ -187,6 +187,11 @@ def test_nan_status_is_reported_in_words(key):
 
 
 def test_sweep_registry_offers_the_catalogue_factories_a_sweep_may_name():
-  """``sweeps.registry.SOLVERS`` is ``catalogue.factories(sweep=True)`` (same names, same functions)."""
+  """``sweeps.registry.SOLVERS`` is ``catalogue.factories(sweep=True)`` (same names, same functions) plus the two
+  string-option adapters, halpern (its base map by name) and f_dpg (its divergence by name), whose factories are
+  catalogued."""
   from nashax.sweeps import registry
-  assert registry.SOLVERS == catalogue.factories(sweep=True)
+  extra = {k: v for k, v in registry.SOLVERS.items() if k not in catalogue.factories(sweep=True)}
+  assert {k: registry.SOLVERS[k] for k in catalogue.factories(sweep=True)} == catalogue.factories(sweep=True)
+  assert set(extra) == {"halpern", "f_dpg"}
+  assert {"halpern_iteration", "f_dpg"} <= set(catalogue.factories())

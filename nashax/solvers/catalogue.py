@@ -102,10 +102,10 @@ CATALOGUE: tuple[Entry, ...] = (
     _row("projected_extragradient", _halpern.projected_extragradient,
          lambda eta=0.3, **kw: _halpern.projected_extragradient(eta, **kw), "matrix"),
     _row("vr_halpern", _halpern.vr_halpern, lambda eta=0.2, **kw: _halpern.vr_halpern(eta, **kw),
-         "least_squares", padding=False, long_steps=2_000, sweep=False),
+         "least_squares", padding=False, long_steps=2_000),
     _row("vr_halpern_resolvent", _halpern.vr_halpern_resolvent,
          lambda eta=1.0, **kw: _halpern.vr_halpern_resolvent(eta, **kw), "matrix",
-         vary=("eta", (0.5, 1.0, 2.0)), padding=False, long_steps=1_000, sweep=False),
+         vary=("eta", (0.5, 1.0, 2.0)), padding=False, long_steps=1_000),
     # --- Nash learning from human feedback (nashax.solvers.nlhf), on a regularised preference game
     _nlhf_row(_nlhf.nash_md, lambda eta=0.1, **kw: _nlhf.nash_md(eta, **kw), tags=("nlhf", "policy")),
     _nlhf_row(_nlhf.nash_ema, lambda eta=0.3, **kw: _nlhf.nash_ema(eta, 0.5, **kw)),
@@ -132,7 +132,7 @@ CATALOGUE: tuple[Entry, ...] = (
          lambda lr=0.5, **kw: _fdiv.f_dpg(_div.alpha_divergence(0.3), lr, num_samples=8, **kw), "target",
          vary=("lr", (0.25, 0.5, 1.0)), padding=False, long_floor=5e-3, sweep=False),
     _row("f_extragradient", _fdiv.f_extragradient, lambda eta=0.3, **kw: _fdiv.f_extragradient(eta, **kw),
-         "f_game", padding=False, sweep=False),
+         "f_game", padding=False),
 )
 
 

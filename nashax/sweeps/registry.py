@@ -34,6 +34,7 @@ import numpy as np
 
 from nashax import games as _games
 from nashax import solvers as _solvers
+from nashax.solvers import catalogue as _catalogue
 from nashax.core import divergences as _div
 from nashax.core import operators as _ops
 from nashax.core.games import FRegularizedGame, MatrixGame, PreferenceGame, TargetDistribution
@@ -298,13 +299,10 @@ def _f_dpg(divergence: str = "reverse_kl", lr: float = 1.0, *, alpha: float = 0.
 
 _halpern.__name__, _f_dpg.__name__ = "halpern", "f_dpg"
 
+# The catalogue's sweepable factories (numbers-only hyperparameters), plus two adapters that name an
+# option by a string: halpern's base map and f_dpg's divergence (their factories take objects).
 SOLVERS: dict[str, Callable[..., Any]] = {
-    **{name: getattr(_solvers, name) for name in (
-        "mwu", "optimistic_mwu", "extragradient", "fictitious_play", "regret_matching_plus", "replicator", "mmd",
-        "eag", "feg", "projected_extragradient", "vr_halpern", "vr_halpern_resolvent",
-        "nash_md", "nash_ema", "sppo", "spo", "dno", "inpo", "online_ipo", "onpo", "egpo", "mnpo", "mpo",
-        "iterative_dpo", "f_extragradient",
-    )},
+    **_catalogue.factories(sweep=True),
     "halpern": _halpern,
     "f_dpg": _f_dpg,
 }
