@@ -66,7 +66,9 @@ def page(part: str) -> str:
   for n in modules:
     sub = getattr(mod, n)
     if part == "nashax" or not sub.__name__.startswith(part):
-      lines.append(f"## `{part}.{n}`\n\nThe module `{sub.__name__}`: see its own page.\n")
+      page_name = sub.__name__.split(".")[1] + ".md" if sub.__name__.count(".") == 1 else "core.md"
+      lines.append(f"## `{part}.{n}` {{#{part}.{n}}}\n\nThe module `{sub.__name__}`: see "
+                   f"[its page]({page_name}).\n")
       continue
     lines.append(f"## `{part}.{n}`\n")
     lines.append(f"::: {part}.{n}\n    options:\n      members: false\n      show_root_heading: false\n")
