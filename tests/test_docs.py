@@ -73,8 +73,15 @@ def test_blocks_parser_sees_markers():
   assert blocks(text) == [("x = 1\n", True), ("raise SystemExit\n", False)]
 
 
-@pytest.mark.parametrize("page", [os.path.relpath(p, ROOT) for p in _pages()])
-def test_python_blocks_run(page, tmp_path, monkeypatch):
+def _page_params():
+  # The README's blocks run in `make test`; the guides' (each compiles several solvers, 10-40 s on a
+  # shared core) under `make slow`.
+  return [pytest.param(rel, marks=() if rel == "README.md" else pytest.mark.slow)
+          for rel in (os.path.relpath(p, ROOT) for p in _pages())]
+
+
+@pytest.mark.parametrize("page", _page_params())
+def test_python_blocks_run(page, monkeypatch):
   """Each page's Python blocks compile, and those not marked no-run execute in order."""
   with open(os.path.join(ROOT, page)) as f:
     found = blocks(f.read())
