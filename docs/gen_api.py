@@ -96,7 +96,7 @@ def page(part: str) -> str:
       lines.append(f"## `{part}.{n}` {{#{part}.{n}}}\n\nThe module `{sub.__name__}`: see "
                    f"[its page]({page_name}).\n")
       continue
-    lines.append(f"## `{part}.{n}`\n")
+    lines.append(f"## `{part}.{n}` {{#{part}.{n}}}\n")
     lines.append(f"::: {part}.{n}\n    options:\n      members: false\n      show_root_heading: false\n")
     for m in _public(sub):
       obj = getattr(sub, m, None)
