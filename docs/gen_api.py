@@ -68,7 +68,7 @@ def _entry(path: str, heading: int, members: bool = False, value=None, page_file
     link = f"#{anchor}" if where == page_file else f"{where}#{anchor}"
     return f"{'#' * heading} `{path}` {{#{path}}}\n\nThe same object as [`{anchor}`]({link}).\n"
   _RENDERED[id(value)] = (page_file, path)
-  return (f"{'#' * heading} `{path}` {{#{path}}}\n\n::: {target}\n    options:\n      show_root_heading: false\n"
+  return (f"{'#' * heading} `{path}` {{#{path}}}\n\n::: {target}\n    options:\n      show_root_heading: true\n      show_root_full_path: false\n"
           f"      heading_level: {heading + 1}\n" + ("" if members else "      members: false\n"))
 
 
