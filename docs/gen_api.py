@@ -32,8 +32,9 @@ PARTS = {
 def _public(mod: types.ModuleType) -> list[str]:
   if hasattr(mod, "__all__"):
     return list(mod.__all__)
-  return sorted(n for n, v in vars(mod).items() if not n.startswith("_")
-                and (inspect.isfunction(v) or inspect.isclass(v)) and getattr(v, "__module__", "") == mod.__name__)
+  return sorted(n for n, v in vars(mod).items()
+                if not n.startswith("_") and (inspect.isfunction(v) or inspect.isclass(v))
+                and getattr(v, "__module__", "") == mod.__name__)
 
 
 def _constant(path: str, value) -> str:
@@ -68,7 +69,8 @@ def _entry(path: str, heading: int, members: bool = False, value=None, page_file
     link = f"#{anchor}" if where == page_file else f"{where}#{anchor}"
     return f"{'#' * heading} `{path}` {{#{path}}}\n\nThe same object as [`{anchor}`]({link}).\n"
   _RENDERED[id(value)] = (page_file, path)
-  return (f"{'#' * heading} `{path}` {{#{path}}}\n\n::: {target}\n    options:\n      show_root_heading: true\n      show_root_full_path: false\n"
+  return (f"{'#' * heading} `{path}` {{#{path}}}\n\n::: {target}\n    options:\n"
+          "      show_root_heading: true\n      show_root_full_path: false\n"
           f"      heading_level: {heading + 1}\n" + ("" if members else "      members: false\n"))
 
 
@@ -80,7 +82,8 @@ def page(part: str) -> str:
   mod = importlib.import_module(part)
   here = _file(part)
   seen: set[int] = set()
-  lines = [f"# {PARTS[part]}\n", f"::: {part}\n    options:\n      members: false\n      show_root_heading: false\n"]
+  lines = [f"# {PARTS[part]}\n",
+           f"::: {part}\n    options:\n      members: false\n      show_root_heading: false\n"]
   names = _public(mod)
   modules = [n for n in names if isinstance(getattr(mod, n), types.ModuleType)]
   objects = [n for n in names if n not in modules]

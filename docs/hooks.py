@@ -23,7 +23,8 @@ def claims_table() -> str:
   for c in _claims():
     module = c.fn.__module__.rsplit(".", 1)[-1]
     subject = "yes" if c.subject else "no"
-    rows.append(f"| [`{c.name}`](#{c.name}) | `theory.{module}` | {subject} | {len(c.mutants)} | {c.cost:g} |")
+    rows.append(f"| [`{c.name}`](#{c.name}) | `theory.{module}` | {subject} | {len(c.mutants)} "
+                f"| {c.cost:g} |")
   return "\n".join(rows) + "\n"
 
 
