@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: verify verify-fast test bench bench-gpu venv clean parity smollm2 slow
+.PHONY: verify verify-fast test bench bench-gpu venv clean parity smollm2 slow docs notebooks
 
 venv: $(STAMP)
 
@@ -36,6 +36,16 @@ smollm2: $(STAMP)
 slow: smollm2
 	$(PY) -m pytest -m slow -q -n 2
 
+# The documentation site into site/ (mkdocs-material + mkdocstrings), warnings as errors.
+docs: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,docs]'
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -d site
+
+# JupyterLab with jupytext, which opens the notebooks/*.py files as notebooks.
+notebooks: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,notebooks]'
+	$(VENV)/bin/jupyter lab notebooks/
+
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
@@ -44,4 +54,4 @@ bench-gpu: $(STAMP)
 	$(PY) benchmarks/run_all.py --gpu --json runs/bench_gpu.json $(if $(FRESH),--fresh,)
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site

@@ -213,7 +213,7 @@ def generate_mixture(policy: tuple, reference: tuple, key: jax.Array, prompt_tok
   Args:
     policy, reference: ``(graphdef, params)`` of two decoders with the same vocabulary.
     mixture: ``m`` in ``[0, 1]`` (Nash-MD uses ``m = eta beta``).
-    Others as ``generate``.
+    others: as ``generate``.
 
   Returns:
     A ``Generation`` with ``token_logp[0]`` the policy's and ``token_logp[1]``

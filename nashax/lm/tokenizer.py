@@ -344,8 +344,8 @@ class Tokenizer:
     tokenizer: the ``tokenizers.Tokenizer`` (byte-level BPE, SentencePiece-style, ...).
     chat_template: a jinja2 template, or a dict name -> template (transformers'
       named templates; ``"default"`` is used when no name is asked for).
-    bos_token, eos_token, unk_token, sep_token, pad_token, cls_token,
-      mask_token: the named special tokens (strings in the vocabulary).
+    bos_token, eos_token, unk_token, sep_token, pad_token, cls_token, mask_token: the named special
+      tokens (strings in the vocabulary).
     additional_special_tokens: more special tokens (strings).
     eos_token_ids: the ids that end a generation (``generation_config.json``'s
       ``eos_token_id``); default: the id of ``eos_token``.
