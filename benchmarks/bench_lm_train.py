@@ -48,7 +48,8 @@ values, counted over the whole context), a trained token ``3 f(T)``
 
 MFU is those FLOPs per second over the device's measured square-matmul
 throughput (``_peak.matmul_flops``, the roofline the model's matmuls could
-reach) and, on a GPU of known kind, over its nominal dense bf16 peak as well.
+reach; measured in the same interleaved rounds as the steps, so a loaded
+machine slows both alike) and, on a GPU of known kind, over its nominal dense bf16 peak as well.
 The optimizer, the softmax, norms and the sampler's own work are not counted.
 
 ``--gpu``: the Qwen2.5-0.5B shape (random weights), bf16 compute with float32
@@ -183,8 +184,10 @@ def dpo_pairs_step(trainer):
 def fixed_pairs(cfg, graphdef, params, B, P, N, seed=0):
   """Random prompts and pairs, with reference log-probabilities = the policy's plus ``N(0, 1)`` noise.
 
-  The noise makes the first DPO loss differ from ``log 2`` and depend on every log-probability, so the
-  peer's agreement on it checks that both sides compute the same loss.
+  Returns:
+    ``(prompts [B, P], {"w", "l", "ref_w", "ref_l"}, policy log-probabilities [2B] of [w; l])``: the peer's
+    first log-probabilities must equal the last (the same model scoring the same tokens) and, the noise
+    making the first DPO loss differ from ``log 2``, its first loss ours (the same loss).
   """
   rng = np.random.default_rng(seed)
   prompts = rng.integers(1, cfg.vocab_size, (B, P)).astype(np.int32)
@@ -194,16 +197,17 @@ def fixed_pairs(cfg, graphdef, params, B, P, N, seed=0):
   def logp(y):
     return np.asarray(lm.sequence_logp(graphdef, params, jnp.asarray(np.concatenate([prompts, y], 1)),
                                        jnp.asarray(score)))
-  ref_w = logp(w) + rng.normal(size=B).astype(np.float32)
-  ref_l = logp(l) + rng.normal(size=B).astype(np.float32)
-  return prompts, {"w": w, "l": l, "ref_w": ref_w.astype(np.float32), "ref_l": ref_l.astype(np.float32)}
+  pol = np.concatenate([logp(w), logp(l)])
+  ref_w = pol[:B] + rng.normal(size=B).astype(np.float32)
+  ref_l = pol[B:] + rng.normal(size=B).astype(np.float32)
+  return prompts, {"w": w, "l": l, "ref_w": ref_w.astype(np.float32), "ref_l": ref_l.astype(np.float32)}, pol
 
 
 class Nashax:
   """The nashax side at one size: the DPO pairs step and the trainer's steps, each run by ``run(name)``."""
 
   def __init__(self, cfg, graphdef, params, B, P, N, m, k, compute, mesh, steps=STEPS, remat=False):
-    self.prompts_np, self.data_np = fixed_pairs(cfg, graphdef, params, B, P, N)
+    self.prompts_np, self.data_np, self.pol = fixed_pairs(cfg, graphdef, params, B, P, N)
     algs = {"dpo"} | {n for n in steps if n in ("nash_md", "sppo")}
     self.trainers = {a: make_trainer(cfg, graphdef, params, a, B, P, N, m, k, compute, mesh, remat)
                      for a in algs}
@@ -291,8 +295,21 @@ class Torch:
       torch.cuda.synchronize()
     loss = float(loss.detach())
     if self.first_loss is None:
-      self.first_loss = loss
+      self.first_loss, self.first_logp = loss, lp.detach().float().cpu().numpy()
     return loss
+
+
+class Peak:
+  """The device's square-matmul FLOP/s (``_peak.matmul_flops``), measured in the rounds of the steps."""
+
+  def __init__(self, n, dtype):
+    self.n, self.dtype, self.rates = n, dtype, []
+
+  def run(self, _name="peak"):
+    self.rates.append(matmul_flops(self.n, self.dtype, reps=3))
+
+  def peak(self):
+    return statistics.median(self.rates)
 
 
 # --- the run --------------------------------------------------------------------------------------------
@@ -363,8 +380,8 @@ def peer_available(args):
   return True
 
 
-def run_size(size, shape, B, P, N, args, peer, peak, nominal):
-  """Times every step at one size; prints its table and lines. Returns ``(rows, ratio or None)``."""
+def run_size(size, shape, B, P, N, args, peer, nominal):
+  """Times every step at one size; prints its table and lines. Returns ``(rows, ratio or None, peak)``."""
   m, k, steps = args.candidates, args.opponents, args.steps
   cfg = lm.DecoderConfig(**shape)
   graphdef, params = lm.init_decoder(cfg, jax.random.key(0), dtype=jnp.float32)
@@ -374,7 +391,8 @@ def run_size(size, shape, B, P, N, args, peer, peak, nominal):
   mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("fsdp",)) if args.gpu else None
   ours = Nashax(cfg, graphdef, params, B, P, N, m, k, "bfloat16" if args.gpu else "float32", mesh, steps,
                 args.remat)
-  sides = [(ours, n) for n in steps]
+  meter = Peak(256 if args.smoke else 8192 if args.gpu else 1024, jnp.bfloat16 if args.gpu else jnp.float32)
+  sides = [(meter, "peak")] + [(ours, n) for n in steps]
   theirs = None
   if peer and "dpo_pairs" in steps:
     with tempfile.TemporaryDirectory() as d:
@@ -382,6 +400,8 @@ def run_size(size, shape, B, P, N, args, peer, peak, nominal):
       theirs = Torch(d, ours.prompts_np, ours.data_np, args.gpu)
     sides.append((theirs, "dpo_pairs"))
   t = timed_rounds(sides, 1 if args.smoke else args.reps)
+  peak = meter.peak()
+  print(f"  measured matmul peak {peak / 1e9:.1f} GFLOP/s (median over the rounds)")
 
   def rate(who, name):
     sec = t[(id(who), name)]
@@ -398,8 +418,11 @@ def run_size(size, shape, B, P, N, args, peer, peak, nominal):
     tps, fps = rate(theirs, "dpo_pairs")
     show("transformers", "dpo_pairs", tps, fps)
     print(f"  (transformers: Adam fused={theirs.fused})")
+    rtol = 2e-2 if args.gpu else 1e-4
+    if not np.allclose(theirs.first_logp, ours.pol, rtol=rtol, atol=1e-3):
+      raise SystemExit(f"the peer's log-probabilities {theirs.first_logp} differ from ours {ours.pol}")
     a, b = ours.first_loss, theirs.first_loss
-    print(f"  first DPO loss: nashax {a:.6f}, transformers {b:.6f}")
+    print(f"  first DPO loss: nashax {a:.6f}, transformers {b:.6f} (log-probabilities equal)")
     # float32: both sides compute the same sums; bf16 (GPU): each rounds its own way.
     if not abs(a - b) <= (5e-2 if args.gpu else 1e-3) * max(1.0, abs(a)):
       raise SystemExit(f"the peer's first DPO loss {b} differs from ours {a}: not the same step")
@@ -407,7 +430,7 @@ def run_size(size, shape, B, P, N, args, peer, peak, nominal):
     print(f"lm_train_dpo_{size}: ratio={ratio:.3f}")
   for name, (tps, fps) in rows.items():
     print(f"lm_train_{name}_{size}: tokens_per_s={tps:.1f} {fmt_mfu(fps, peak, nominal)}")
-  return rows, ratio
+  return rows, ratio, peak
 
 
 def main():
@@ -418,11 +441,9 @@ def main():
       raise SystemExit(f"--sizes: names among {','.join(sizes)}, got {args.sizes!r}")
     sizes = {k: v for k, v in sizes.items() if k in args.sizes.split(",")}
   dtype = jnp.bfloat16 if args.gpu else jnp.float32
-  peak = matmul_flops(256 if args.smoke else 8192 if args.gpu else 1024, dtype)
   nominal = nominal_peak()
-  print(f"device: {jax.devices()[0].device_kind} x{len(jax.devices())}; compute {jnp.dtype(dtype).name}; "
-        f"measured matmul peak {peak / 1e9:.1f} GFLOP/s"
-        + (f", nominal {nominal / 1e12:.0f} TFLOP/s" if nominal else ""))
+  print(f"device: {jax.devices()[0].device_kind} x{len(jax.devices())}; compute {jnp.dtype(dtype).name}"
+        + (f"; nominal peak {nominal / 1e12:.0f} TFLOP/s" if nominal else ""))
   print(f"steps: dpo_pairs (loss + Adam on given pairs), dpo_step (pairs sampled from pi_ref), nash_md "
         f"(mixture_candidates={args.candidates}), sppo (num_opponents={args.opponents}); beta={BETA} "
         f"lr={LR}; cyclic class oracle")
@@ -431,7 +452,7 @@ def main():
   peer = peer_available(args)
   ratios, rows = [], {}
   for size, (shape, (B, P, N)) in sizes.items():
-    rows, ratio = run_size(size, shape, B, P, N, args, peer, peak, nominal)
+    rows, ratio, peak = run_size(size, shape, B, P, N, args, peer, nominal)
     ratios += [] if ratio is None else [ratio]
   print()
   for name, (tps, fps) in rows.items():
