@@ -12,8 +12,9 @@ fine-tuning with Adam, at several sizes in one run:
   "ref_l"})``) and the Adam update, jitted. The peer runs the same step in
   transformers + PyTorch (``torch.optim.Adam``, the same weights, prompts,
   pairs, ``beta`` and learning rate; winners and losers in one batch, as TRL
-  does, logits on every position as ours): both start from the same loss,
-  which is checked, and the ratio of their tokens/s is the CPU target;
+  does, logits on every position as ours): their first log-probabilities and
+  DPO loss must equal ours (the run stops otherwise), and the ratio of their
+  tokens/s is the CPU target;
 - **dpo_step**: the trainer's whole DPO step: ``2B`` responses sampled from
   ``pi_ref`` with the key/value cache, labelled by the oracle, their reference
   log-probabilities, then the loss and update;
@@ -49,13 +50,14 @@ values, counted over the whole context), a trained token ``3 f(T)``
 MFU is those FLOPs per second over the device's measured square-matmul
 throughput (``_peak.matmul_flops``, the roofline the model's matmuls could
 reach; measured in the same interleaved rounds as the steps, so a loaded
-machine slows both alike) and, on a GPU of known kind, over its nominal dense bf16 peak as well.
+machine slows both alike) and, on a GPU of known kind, over its nominal
+dense bf16 peak as well (``mfu_nominal``).
 The optimizer, the softmax, norms and the sampler's own work are not counted.
 
 ``--gpu``: the Qwen2.5-0.5B shape (random weights), bf16 compute with float32
 master weights, the parameters and optimizer state over an ``fsdp`` mesh axis
 of all devices (the batch over it too); the target there is MFU >= 40% for the
-DPO step on an H100/H200-class GPU, and the peer runs only if PyTorch sees a
+``dpo_pairs`` step on an H100/H200-class GPU, and the peer runs only if PyTorch sees a
 GPU (bf16 autocast, float32 weights). This mode has not been run on a GPU yet.
 
 Prints a table per size with ``lm_train_<step>_<size>: tokens_per_s=VALUE
@@ -66,7 +68,8 @@ mfu=VALUE`` lines (``<step>`` one of ``dpo_pairs``, ``dpo_step``, ``nash_md``,
 pairs step, the smallest over the sizes (the target is >= 1). Without torch and
 transformers (the ``parity`` extra) it says so and prints no ratio.
 
-Usage: python benchmarks/bench_lm_train.py [--gpu] [--smoke] [--reps 5] [--no-peer]
+Usage: python benchmarks/bench_lm_train.py [--gpu [--remat]] [--smoke] [--reps 5] [--no-peer]
+       [--only dpo_pairs,nash_md] [--sizes v8k_h128_l2] [--candidates 4] [--opponents 4]
 """
 
 import argparse
