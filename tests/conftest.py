@@ -40,6 +40,8 @@ _SLOW = (
     "tests/test_fdiv.py::test_fdiv_conformance[f_dpg]",
     "tests/test_halpern.py::test_vr_inner_minibatch_of_one_has_the_sequential_law",
     "tests/test_lm_train.py::test_fsdp_by_data_mesh_of_8_devices_equals_one_device",
+    "tests/test_multihost.py::test_bad_launches_are_refused_in_words_within_the_timeout",
+    "tests/test_multihost.py::test_train_two_processes_resume_equals_one_process_and_loads_in_one",
 )
 
 
