@@ -9,8 +9,9 @@ a lent accelerator measures everything into one file.
 import json
 import os
 import platform
-import tempfile
 import time
+
+from nashax import _files
 
 _FIGURES: dict = {}
 
@@ -45,10 +46,6 @@ def write(path, bench: str):
   data[bench] = {"figures": dict(_FIGURES), "backend": jax.default_backend(),
                  "devices": [str(d) for d in jax.devices()], "host": platform.node(),
                  "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    json.dump(data, f, indent=1, sort_keys=True)
-  os.replace(tmp, path)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  _files.atomic_write(path, json.dumps(data, indent=1, sort_keys=True).encode())
   print(f"figures of {bench} written to {path}")

@@ -17,8 +17,9 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
+
+from nashax import _files
 
 RATIO = re.compile(r"^([A-Za-z0-9_.\-]+): ratio=(\S+)\s*$")
 
@@ -44,12 +45,8 @@ def _load(path):
 
 
 def _save(path, data):
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    json.dump(data, f, indent=1, sort_keys=True)
-  os.replace(tmp, path)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  _files.atomic_write(path, json.dumps(data, indent=1, sort_keys=True).encode())
 
 
 def main(argv=None):

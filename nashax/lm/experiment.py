@@ -62,7 +62,7 @@ from nashax import _files
 from nashax._progress import Progress
 from nashax.core import validate
 from nashax.policies import oracles as O
-from nashax.policies.checkpoint import Checkpoints
+from nashax.policies.checkpoint import Checkpoints, resume
 from nashax.policies.experiment import _check_types, _table
 from nashax.policies.train import ALGORITHMS, TrainConfig
 
@@ -498,15 +498,10 @@ def _run_one(exp, t, config, graphdef, params, prompts, tok, eos, oracle, mesh, 
   eval_key = jax.random.key(t.seed + 1)
   ckpt = Checkpoints(os.path.join(out, "checkpoints"))
   metrics_path = os.path.join(out, "metrics.csv")
-  try:
-    found = ckpt.restore_latest(state, warn=lambda m: log(f"nashax train: {t.algorithm}: WARNING {m}"))
-  except ValueError as e:
-    ckpt.close()
-    raise ValueError(f"{t.algorithm}: {e}") from None
   losses: list = []
+  found = resume(ckpt, state, t.algorithm, log)
   if found is not None:
-    done, state, extra = found
-    rows, losses = list(extra["rows"]), [float(v) for v in extra["losses"]]
+    done, state, rows, losses = found
     _write_rows(metrics_path, rows)
     if done >= t.num_steps:
       log(f"nashax train: {t.algorithm} already finished ({done} steps) in {out}")

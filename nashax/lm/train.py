@@ -51,6 +51,7 @@ the estimate can be checked against the exact value.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
@@ -418,21 +419,8 @@ def make_lm_trainer(config: DecoderConfig, graphdef: Any, params: Any, train_con
     data = None
     if alg.offline and not cfg.exact:
       data = offline_pairs(st, fz, shard(prompts), shard(pmask), jax.random.fold_in(key, 1))
-    args = (st, fz, prompts, pmask, key)
-    if alg.extragradient:
-      g_half = jax.grad(loss_fn)(st.params, *args)
-      upd, _ = tx.update(g_half, st.opt_state, st.params)
-      half = optax.apply_updates(st.params, upd)
-      loss, g = jax.value_and_grad(loss_fn)(st.params, *args, half)
-    else:
-      loss, g = jax.value_and_grad(loss_fn)(st.params, *args, None, data)
-    upd, opt = tx.update(g, st.opt_state, st.params)
-    params = optax.apply_updates(st.params, upd)
-    nxt = st.step + 1
-    refresh = (nxt % cfg.refresh == 0) if alg.anchored else jnp.asarray(True)
-    a0 = jax.tree.map(lambda new, old: jnp.where(refresh, new, old), params, st.anchors[0])
-    a1 = jax.tree.map(lambda old0, old1: jnp.where(refresh, old0, old1), st.anchors[0], st.anchors[1])
-    return st._replace(params=params, opt_state=opt, anchors=(a0, a1), step=nxt), {"loss": loss}
+    loss = functools.partial(loss_fn, data=data)
+    return PT.train_update(alg, cfg, tx, loss, st, st, fz, prompts, pmask, key)
 
   pool = tuple(pool)
 

@@ -32,7 +32,7 @@ import orbax.checkpoint as ocp
 
 from nashax import _distributed, _files
 
-__all__ = ["Checkpoints", "MANIFEST"]
+__all__ = ["Checkpoints", "MANIFEST", "resume"]
 
 MANIFEST = "nashax_manifest.json"
 
@@ -152,3 +152,30 @@ def _walk(folder: str) -> list:
     for n in names:
       out.append(os.path.relpath(os.path.join(root, n), folder))
   return sorted(out)
+
+
+def resume(ckpt: Checkpoints, like: Any, label: str, log: Callable[[str], None]) -> Optional[tuple]:
+  """The newest valid checkpoint of a training run as ``(step, state, rows, losses)``, or None.
+
+  ``rows`` are the metrics rows up to the checkpoint and ``losses`` the losses
+  since its last evaluation, both from the checkpoint's manifest (a run writes
+  them there with ``save(step, state, extra={"rows": ..., "losses": ...})``).
+
+  Raises:
+    ValueError: naming ``label`` when checkpoints exist but none is valid, or the
+      manifest holds no metrics rows (the folder is closed first).
+  """
+  try:
+    found = ckpt.restore_latest(like, warn=lambda m: log(f"nashax train: {label}: WARNING {m}"))
+  except ValueError as e:
+    ckpt.close()
+    raise ValueError(f"{label}: {e}") from None
+  if found is None:
+    return None
+  done, state, extra = found
+  try:
+    rows, losses = list(extra["rows"]), [float(v) for v in extra["losses"]]
+  except (TypeError, KeyError, ValueError):
+    ckpt.close()
+    raise ValueError(f"checkpoint: the manifest of {ckpt.directory}/{done} holds no metrics rows") from None
+  return done, state, rows, losses

@@ -56,7 +56,7 @@ from nashax.policies import grid
 from nashax.policies import oracles as O
 from nashax.policies import reward_model as RM
 from nashax.policies import transformer as T
-from nashax.policies.checkpoint import Checkpoints
+from nashax.policies.checkpoint import Checkpoints, resume
 from nashax.policies.train import ALGORITHMS, TrainConfig, make_trainer
 
 __all__ = ["Experiment", "load_experiment", "experiment_from_dict", "run_experiment", "METRICS"]
@@ -375,18 +375,9 @@ def _run_one(exp, t, oracle, pref, mesh, out, progress, stop_after, log) -> dict
   write_rows = _write_rows if writer else (lambda path, rows: None)
   metrics_path = os.path.join(out, "metrics.csv")
   losses: list = []
-  try:
-    found = ckpt.restore_latest(state, warn=lambda m: log(f"nashax train: {t.algorithm}: WARNING {m}"))
-  except ValueError as e:
-    ckpt.close()
-    raise ValueError(f"{t.algorithm}: {e}") from None
+  found = resume(ckpt, state, t.algorithm, log)
   if found is not None:
-    done, state, extra = found
-    try:
-      rows, losses = list(extra["rows"]), [float(v) for v in extra["losses"]]
-    except (TypeError, KeyError, ValueError):
-      ckpt.close()
-      raise ValueError(f"checkpoint: the manifest of {ckpt.directory}/{done} holds no metrics rows") from None
+    done, state, rows, losses = found
     write_rows(metrics_path, rows)  # truncated to the checkpoint: later rows are recomputed
     if done >= t.num_steps:
       log(f"nashax train: {t.algorithm} already finished ({done} steps) in {out}")

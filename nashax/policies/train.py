@@ -56,7 +56,7 @@ from nashax.policies.oracles import SequenceOracle, all_responses, class_margina
 from nashax.solvers import losses
 
 __all__ = ["ALGORITHMS", "PolicyAlgorithm", "TrainConfig", "TrainState", "Trainer", "make_trainer", "mnpo_weights",
-           "nash_md_mixture", "mixture_sample", "preferred_pair", "win_rate"]
+           "nash_md_mixture", "mixture_sample", "preferred_pair", "train_update", "win_rate"]
 
 
 
@@ -423,6 +423,35 @@ ALGORITHMS: dict[str, PolicyAlgorithm] = {
 }
 
 
+def train_update(alg: PolicyAlgorithm, cfg: Any, tx: optax.GradientTransformation, loss_fn: Callable, st: Any,
+                 *args) -> tuple:
+  """One optimizer step of an ``ALGORITHMS`` row, shared by the toy and the decoder trainers.
+
+  ``loss_fn(params, *args, look_ahead=None)``; an extragradient row first
+  looks ahead with a copy of the optimizer and then steps from ``theta`` with
+  the look-ahead policy passed as ``look_ahead``. The anchors ``(pi_t,
+  pi_{t-1})`` shift every ``cfg.refresh`` steps for an anchored row, every
+  step otherwise.
+
+  Returns:
+    ``(state, {"loss"})``.
+  """
+  if alg.extragradient:
+    g_half = jax.grad(loss_fn)(st.params, *args)
+    upd, _ = tx.update(g_half, st.opt_state, st.params)
+    half = optax.apply_updates(st.params, upd)
+    loss, g = jax.value_and_grad(loss_fn)(st.params, *args, half)
+  else:
+    loss, g = jax.value_and_grad(loss_fn)(st.params, *args)
+  upd, opt = tx.update(g, st.opt_state, st.params)
+  params = optax.apply_updates(st.params, upd)
+  nxt = st.step + 1
+  refresh = (nxt % cfg.refresh == 0) if alg.anchored else jnp.asarray(True)
+  a0 = jax.tree.map(lambda new, old: jnp.where(refresh, new, old), params, st.anchors[0])
+  a1 = jax.tree.map(lambda old0, old1: jnp.where(refresh, old0, old1), st.anchors[0], st.anchors[1])
+  return st._replace(params=params, opt_state=opt, anchors=(a0, a1), step=nxt), {"loss": loss}
+
+
 def make_trainer(model_config: T.TransformerConfig, train_config: TrainConfig, oracle: SequenceOracle,
                  preference: Optional[Callable] = None, mesh: Optional[jax.sharding.Mesh] = None) -> Trainer:
   """Builds the pure init/step/evaluate functions of a run (validating everything first).
@@ -513,22 +542,7 @@ def make_trainer(model_config: T.TransformerConfig, train_config: TrainConfig, o
 
   def step(st: TrainState) -> tuple[TrainState, dict]:
     key = jax.random.fold_in(jax.random.wrap_key_data(st.key), st.step)
-    if alg.extragradient:  # look ahead with a copy of the optimizer, then step from theta
-      g_half = jax.grad(loss_fn)(st.params, st, key)
-      upd, _ = tx.update(g_half, st.opt_state, st.params)
-      half = optax.apply_updates(st.params, upd)
-      loss, g = jax.value_and_grad(loss_fn)(st.params, st, key, half)
-    else:
-      loss, g = jax.value_and_grad(loss_fn)(st.params, st, key)
-    upd, opt = tx.update(g, st.opt_state, st.params)
-    params = optax.apply_updates(st.params, upd)
-    nxt = st.step + 1
-    refresh = (nxt % cfg.refresh == 0) if alg.anchored else jnp.asarray(True)
-    anchors = jax.tree.map(lambda new, a0, a1: (jnp.where(refresh, new, a0), jnp.where(refresh, a0, a1)),
-                           params, st.anchors[0], st.anchors[1])
-    anchors = (jax.tree.map(lambda t: t[0], anchors, is_leaf=lambda x: isinstance(x, tuple)),
-               jax.tree.map(lambda t: t[1], anchors, is_leaf=lambda x: isinstance(x, tuple)))
-    return st._replace(params=params, opt_state=opt, anchors=anchors, step=nxt), {"loss": loss}
+    return train_update(alg, cfg, tx, loss_fn, st, st, key)
 
   def evaluate(st: TrainState) -> dict:
     if responses is None:
