@@ -41,6 +41,8 @@ _SLOW = (
     "tests/test_halpern.py::test_vr_inner_minibatch_of_one_has_the_sequential_law",
     "tests/test_lm_train.py::test_fsdp_by_data_mesh_of_8_devices_equals_one_device",
     "tests/test_multihost.py::test_bad_launches_are_refused_in_words_within_the_timeout",
+    "tests/test_lm_train.py::test_token_and_sequence_level_nash_md_samplers_against_the_exact_mixture",
+    "tests/test_lm_train.py::test_rule_and_learned_oracles_run_from_a_config",
     "tests/test_multihost.py::test_train_two_processes_resume_equals_one_process_and_loads_in_one",
 )
 

@@ -289,6 +289,8 @@ def test_lora_export_writes_peft_adapters_that_merge_to_the_hf_folder(tmp_path):
     ({"train": {"algorithm": "sppo", "beta": 0}}, r"train.beta: must be a finite number > 0"),
     ({"lm": {"max_new_tokens": 40}}, r"lm.max_new_tokens: prompt length 1 \+ 40 new tokens exceeds"),
     ({"lm": {"adapter": "qlora"}}, r"lm.adapter"),
+    ({"lm": {"temperature": -1.0}}, r"lm.temperature"),
+    ({"policy": {"init_std": 0.0}}, r"policy.init_std"),
     ({"oracle": {"kind": "judge", "path": "policy"}}, r"oracle.path: \"policy\" needs policy.path"),
     ({"oracle": {"kind": "rule", "rule": "math:nope"}}, r"oracle.rule: cannot import"),
     ({"mesh": {"fsdp": 64}}, None),
@@ -302,6 +304,8 @@ def test_bad_lm_config_is_refused_before_compiling(patch, match, tmp_path):
   for k, v in patch.items():
     if k == "policy" and "path" in v:
       d[k] = {"path": v["path"]}
+    elif k == "policy":
+      d[k].update(v)
     elif k == "oracle":
       d[k] = v
     else:

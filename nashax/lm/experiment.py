@@ -149,7 +149,7 @@ def _policy_config(policy: dict):
   if "init_std" in policy:
     if "random" not in policy:
       raise ValueError("policy.init_std: only for a random policy (policy.random)")
-    validate.number("policy.init_std", policy["init_std"])
+    validate.number("policy.init_std", policy["init_std"], lo=0.0, lo_open=True)
   if "path" in policy:
     path = _folder("policy.path", policy["path"])
     try:

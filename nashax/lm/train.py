@@ -111,7 +111,7 @@ class LMSetup:
     if bad or not self.lora_targets:
       raise ValueError(f"{where}.lora_targets: a non-empty list of {list(LORA_TARGETS)}, got {list(self.lora_targets)}")
     validate.size(f"{where}.max_new_tokens", self.max_new_tokens)
-    validate.number(f"{where}.temperature", self.temperature)
+    validate.number(f"{where}.temperature", self.temperature, lo=0.0, lo_open=True)  # > 0: the losses sample pi
     if self.compute_dtype not in _DTYPES:
       raise ValueError(f"{where}.compute_dtype: one of {list(_DTYPES)}, got {self.compute_dtype!r}")
     validate.boolean(f"{where}.remat", self.remat)
