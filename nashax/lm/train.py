@@ -399,8 +399,7 @@ def make_lm_trainer(config: DecoderConfig, graphdef: Any, params: Any, train_con
     if alg.offline:
       c = context(fz, prompts, pmask, B)
       d = data if data is not None else offline_pairs(st, fz, prompts, pmask, key)
-      loss = {"dpo": PT.losses.dpo_loss, "ipo": PT.losses.ipo_loss}[cfg.algorithm]
-      return jnp.mean(loss(c.logp(p, d["w"]), c.logp(p, d["l"]), d["ref_w"], d["ref_l"], cfg.beta))
+      return jnp.mean(alg.pair_loss(c.logp(p, d["w"]), c.logp(p, d["l"]), d["ref_w"], d["ref_l"], cfg.beta))
     c = context(fz, prompts, pmask, B)
     return alg.sampled(c, p, st, key, look_ahead)
 

@@ -215,6 +215,8 @@ class PolicyAlgorithm(NamedTuple):
     exact: ``(ctx, params, state, look_ahead) -> []`` the population loss over the enumerated
       responses (the tabular solver's update, as a loss).
     offline: trains on a fixed dataset of pairs from ``pi_ref``, drawn once at ``init``.
+    pair_loss: for an offline row, its loss on labelled pairs,
+      ``(logp_w, logp_l, ref_w, ref_l, beta) -> [n]`` (the decoder trainer draws its pairs per batch).
     anchored: its anchor ``pi_t`` is refreshed every ``refresh`` steps (else every step).
     extragradient: the step looks ahead first and passes the look-ahead policy as ``look_ahead``.
   """
@@ -224,6 +226,7 @@ class PolicyAlgorithm(NamedTuple):
   offline: bool = False
   anchored: bool = False
   extragradient: bool = False
+  pair_loss: Optional[Callable] = None
 
 
 def preferred_pair(key: jax.Array, y: jax.Array, y2: jax.Array, p: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -410,9 +413,13 @@ def _egpo_exact(c, params, st, look_ahead):
   return jnp.mean(losses.egpo_loss(_col(lp), _row(lp), _col(ref), _row(ref), _col(win), _row(win), c.cfg.beta))
 
 
+def _offline(loss: Callable) -> PolicyAlgorithm:
+  return PolicyAlgorithm(_offline_sampled(loss), _pairs_exact(loss, False), offline=True, pair_loss=loss)
+
+
 ALGORITHMS: dict[str, PolicyAlgorithm] = {
-    "dpo": PolicyAlgorithm(_offline_sampled(losses.dpo_loss), _pairs_exact(losses.dpo_loss, False), offline=True),
-    "ipo": PolicyAlgorithm(_offline_sampled(losses.ipo_loss), _pairs_exact(losses.ipo_loss, False), offline=True),
+    "dpo": _offline(losses.dpo_loss),
+    "ipo": _offline(losses.ipo_loss),
     "iterative_dpo": PolicyAlgorithm(_iterative_dpo_sampled, _pairs_exact(losses.dpo_loss, True), anchored=True),
     "online_ipo": PolicyAlgorithm(_online_ipo_sampled, _online_ipo_exact),
     "sppo": PolicyAlgorithm(_sppo_sampled, _sppo_exact, anchored=True),
